@@ -1,0 +1,43 @@
+"""Eddystone-EID, exactly as google/eddystone eid-computation.md: what phones implement to advertise.
+
+TK  = AES-128(IK, 11 x 00 | FF | 00 00 | counter >> 16 as 2 bytes big-endian)
+EID = AES-128(TK, 11 x 00 | K | counter with its low K bits cleared, 4 bytes big-endian)[:8]
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+EID_LENGTH: Final = 8
+KEY_LENGTH: Final = 16
+MAX_EXPONENT: Final = 15
+
+
+def _aes_block(key: bytes, block: bytes) -> bytes:
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - one block, per spec
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def temporary_key(identity_key: bytes, counter: int) -> bytes:
+    """The temporary key for the 2^16-second epoch that `counter` falls in."""
+    counter &= 0xFFFFFFFF
+    return _aes_block(identity_key, bytes(11) + b"\xff\x00\x00" + (counter >> 16).to_bytes(2, "big"))
+
+
+def eid(identity_key: bytes, counter: int, k: int) -> bytes:
+    """The 8-byte ephemeral ID broadcast at `counter` (Unix seconds) with rotation every 2**k seconds."""
+    if len(identity_key) != KEY_LENGTH:
+        raise ValueError(f"identity key must be {KEY_LENGTH} bytes, got {len(identity_key)}")
+    if not 0 <= k <= MAX_EXPONENT:
+        raise ValueError(f"rotation exponent k must be 0..{MAX_EXPONENT}, got {k}")
+    counter &= 0xFFFFFFFF
+    window_start = counter & ~((1 << k) - 1) & 0xFFFFFFFF
+    tk = temporary_key(identity_key, counter)
+    return _aes_block(tk, bytes(11) + bytes([k]) + window_start.to_bytes(4, "big"))[:EID_LENGTH]
+
+
+def window_start(counter: int, k: int) -> int:
+    """The first second of the rotation window `counter` falls in."""
+    return (counter & 0xFFFFFFFF) & ~((1 << k) - 1) & 0xFFFFFFFF

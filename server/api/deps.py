@@ -1,0 +1,69 @@
+"""Request dependencies as `Annotated` aliases: the session, the runtime, the calling gateway or device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core.db import session_scope
+from server.core.errors import Unauthorized
+from server.core.security import hash_token
+from server.runtime import Runtime
+from server.sites.models import Gateway
+from server.subscribers.models import Subscriber
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request: committed when the endpoint returns, rolled back when it raises."""
+    yield from session_scope(runtime.sessions)
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_gateway_bearer = HTTPBearer(auto_error=False, scheme_name="GatewayToken")
+_device_bearer = HTTPBearer(auto_error=False, scheme_name="DeviceToken")
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None, what: str) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized(f"Send the {what} token as 'Authorization: Bearer <token>'.")
+    return credentials.credentials
+
+
+def current_gateway(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_gateway_bearer)],
+) -> Gateway:
+    token = _token(credentials, "gateway")
+    gateway = session.scalar(select(Gateway).where(Gateway.token_hash == hash_token(token)))
+    if gateway is None or gateway.revoked_at is not None:
+        raise Unauthorized("Unknown or revoked gateway token; enrol the gateway again with a new code.")
+    return gateway
+
+
+def current_device(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_device_bearer)],
+) -> Subscriber:
+    token = _token(credentials, "device")
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.device_token_hash == hash_token(token)))
+    if subscriber is None:
+        raise Unauthorized("Unknown device token; opt in again to get a new one.")
+    return subscriber
+
+
+CurrentGateway = Annotated[Gateway, Depends(current_gateway)]
+CurrentDevice = Annotated[Subscriber, Depends(current_device)]

@@ -1,0 +1,44 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI
+
+from mobile_api.router import router as mobile_router
+from server.api.health import router as health_router
+from server.api.limits import BodySizeLimit
+from server.core.config import Settings, get_settings
+from server.core.errors import install_error_handlers
+from server.presence.endpoints import router as events_router
+from server.runtime import Runtime, system_clock
+from server.sites.endpoints import router as enrol_router
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock) -> FastAPI:
+    """Build the app; the database engine and EID index are made in the lifespan, not at import."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings, clock)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="Nahbar",
+        version="0.1.0",
+        summary="Opt-in volunteer and donation prompts for charities, near their door.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    for router in (health_router, enrol_router, events_router, mobile_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,99 @@
+"""`nahbar`: run, migrate and administer the server."""
+
+from __future__ import annotations
+
+import getpass
+
+import typer
+
+from server.core.config import get_settings
+from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
+from server.core.migrate import upgrade
+
+app = typer.Typer(help="Nahbar server commands.", no_args_is_help=True, add_completion=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database at NAHBAR_DATABASE_URL to the newest schema."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    typer.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes (use PostgreSQL for more than one)."),
+) -> None:
+    """Serve the API (run `nahbar migrate` first)."""
+    import uvicorn
+
+    from server.core.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    phones: int = typer.Option(12, min=1, max=500, help="Opted-in phones walking the street."),
+    seconds: float = typer.Option(0, min=0, help="Stop after this long (0: run until Ctrl-C)."),
+) -> None:
+    """Migrate, seed two charity sites and serve, while simulated phones walk past and get prompts."""
+    from server.demo.run import run_demo
+
+    raise typer.Exit(run_demo(get_settings(), host=host, port=port, phones=phones, seconds=seconds))
+
+
+@app.command("create-admin")
+def create_admin(
+    email: str = typer.Option(..., prompt=True, help="Login e-mail of the platform operator."),
+) -> None:
+    """Create the first platform operator account (asks for the password)."""
+    from argon2 import PasswordHasher
+    from sqlalchemy import select
+
+    from server.tenancy.models import AdminUser
+
+    password = getpass.getpass("Password (12+ characters): ")
+    if len(password) < 12:
+        raise typer.BadParameter("the password needs at least 12 characters")
+    if password != getpass.getpass("Repeat: "):
+        raise typer.BadParameter("the passwords differ")
+    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    for session in session_scope(sessions):
+        if session.scalar(select(AdminUser).where(AdminUser.email == email.lower())) is not None:
+            raise typer.BadParameter(f"{email} exists already")
+        session.add(AdminUser(email=email.lower(), password_hash=PasswordHasher().hash(password), is_operator=True))
+    typer.echo(f"operator {email} created")
+
+
+@app.command("gateway-code")
+def gateway_code(
+    site_id: int = typer.Option(..., help="The site the gateway stands at."),
+    name: str = typer.Option("window gateway", help="A name staff recognise."),
+) -> None:
+    """Create a gateway at a site and print its one-time enrolment code and command."""
+    from server.sites.models import Site
+    from server.sites.service import issue_enrolment_code
+
+    settings = get_settings()
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    for session in session_scope(sessions):
+        site = session.get(Site, site_id)
+        if site is None:
+            raise typer.BadParameter(f"no site with id {site_id}")
+        issued = issue_enrolment_code(session, site, name, utcnow())
+        typer.echo(f"gateway {issued.gateway.id} at {site.name}; code valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC")
+        typer.echo(f"on the Pi: beacon-agent enroll --server {settings.public_url} --code {issued.code}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,53 @@
+"""Server settings, read once from `NAHBAR_*` environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "dev-only-change-me"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; see the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="NAHBAR_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite:///var/nahbar.db"
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    public_url: str = "http://127.0.0.1:8000"
+    vapid_private_key: SecretStr | None = None
+    vapid_public_key: str | None = None
+    vapid_subject: str | None = None
+    retention_days: int = Field(default=14, ge=1, le=365)
+    eid_rotation_exponent: int = Field(default=10, ge=0, le=15)
+    prompt_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    visit_gap_seconds: int = Field(default=120, ge=10, le=3_600)
+    max_request_bytes: int = Field(default=1_048_576, ge=1_024)
+    max_batch_events: int = Field(default=500, ge=1, le=10_000)
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        secret = self.secret_key.get_secret_value()
+        if self.environment == "production" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+            raise ValueError(
+                "NAHBAR_SECRET_KEY must be set to a random value of at least 32 characters in production "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` and pass them to `create_app`)."""
+    return Settings()

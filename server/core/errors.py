@@ -1,0 +1,96 @@
+"""Typed domain errors rendered as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class NahbarError(Exception):
+    """A failure a client can act on: an HTTP status, a stable code and a human message."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+class Unauthorized(NahbarError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(NahbarError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(NahbarError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(NahbarError):
+    status = 409
+    code = "conflict"
+
+
+class Gone(NahbarError):
+    status = 410
+    code = "gone"
+
+
+class PayloadTooLarge(NahbarError):
+    status = 413
+    code = "payload_too_large"
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"https://nahbar.org/problems/{code}", "title": code.replace("_", " "), "status": status}
+    body |= {"code": code, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """Render a pydantic error location as `events[3].observed_at` (dropping the `body` root)."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validation_errors(errors: Any) -> list[dict[str, str]]:
+    return [{"field": field_path(e["loc"]), "message": e["msg"]} for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, NahbarError)
+        return problem(exc.status, exc.code, exc.detail, **exc.extra)
+
+    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = validation_errors(exc.errors())
+        names = ", ".join(sorted({e["field"] for e in errors}))
+        return problem(422, "validation_failed", f"Invalid request: check {names}.", errors=errors)
+
+    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))
+
+    app.add_exception_handler(NahbarError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

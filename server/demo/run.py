@@ -1,0 +1,76 @@
+"""`nahbar demo`: migrate, seed, serve, and run the simulated street until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from typing import Any
+
+import typer
+import uvicorn
+
+from server.app import create_app
+from server.core.config import Settings
+from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
+from server.core.migrate import upgrade
+from server.demo.seed import seed
+from server.demo.street import run_street
+
+
+class _DemoServer(uvicorn.Server):
+    """uvicorn re-raises the captured Ctrl-C after shutdown; the demo wants a quiet, clean exit instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class _DecisionPrinter(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = record.__dict__
+        typer.echo(f"server decided {record.getMessage().split()[-1]:<20} at {fields.get('site')}")
+
+
+def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: float) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    decisions = logging.getLogger("nahbar.decisions")
+    decisions.addHandler(_DecisionPrinter())
+    decisions.setLevel(logging.INFO)
+    decisions.propagate = False
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    for session in session_scope(make_sessionmaker(engine)):
+        sites = seed(session, utcnow())
+    engine.dispose()
+    typer.echo(f"database {settings.database_url} migrated and seeded: {', '.join(s.name for s in sites)}")
+
+    server = _DemoServer(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
+    asyncio.run(_serve_with_street(server, f"http://{host}:{port}", sites, phones, seconds))
+    typer.echo("demo stopped")
+    return 0
+
+
+async def _serve_with_street(server: _DemoServer, base_url: str, sites: Any, phones: int, seconds: float) -> None:
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # re-raise why it could not start (port in use, ...)
+            return
+        await asyncio.sleep(0.05)
+    typer.echo(f"serving on {base_url}  (OpenAPI: {base_url}/docs; Ctrl-C stops)")
+    street = asyncio.create_task(run_street(base_url, sites, phones, typer.echo))
+    if seconds:
+        asyncio.get_running_loop().call_later(seconds, setattr, server, "should_exit", True)
+    await serving
+    street.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await street

@@ -1,0 +1,35 @@
+"""Imports every domain's models so that `Base.metadata` is complete (Alembic and tests use it)."""
+
+from server.audit.models import AuditEntry
+from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
+from server.core.db import Base
+from server.presence.models import DailyAggregate, ProximityEvent, Visit
+from server.prompts.models import Delivery, PromptDecision, PromptResponse
+from server.sites.models import Gateway, Site, SiteBeacon
+from server.subscribers.models import ConsentRecord, Exclusion, PushChannel, Subscriber
+from server.tenancy.models import AdminUser, Membership, Organisation, PlatformSettings
+
+__all__ = [
+    "AdminUser",
+    "AuditEntry",
+    "Base",
+    "Campaign",
+    "CampaignSite",
+    "CampaignVariant",
+    "ConsentRecord",
+    "DailyAggregate",
+    "Delivery",
+    "Exclusion",
+    "Gateway",
+    "Membership",
+    "Organisation",
+    "PlatformSettings",
+    "PromptDecision",
+    "PromptResponse",
+    "ProximityEvent",
+    "PushChannel",
+    "Site",
+    "SiteBeacon",
+    "Subscriber",
+    "Visit",
+]
