@@ -71,7 +71,9 @@ def create_admin(
     for session in session_scope(sessions):
         if session.scalar(select(AdminUser).where(AdminUser.email == email.lower())) is not None:
             raise typer.BadParameter(f"{email} exists already")
-        session.add(AdminUser(email=email.lower(), password_hash=PasswordHasher().hash(password), is_operator=True))
+        session.add(
+            AdminUser(email=email.lower(), password_hash=PasswordHasher().hash(password), is_operator=True)
+        )
     typer.echo(f"operator {email} created")
 
 
@@ -91,7 +93,8 @@ def gateway_code(
         if site is None:
             raise typer.BadParameter(f"no site with id {site_id}")
         issued = issue_enrolment_code(session, site, name, utcnow())
-        typer.echo(f"gateway {issued.gateway.id} at {site.name}; code valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC")
+        until = f"{issued.expires_at:%Y-%m-%d %H:%M} UTC"
+        typer.echo(f"gateway {issued.gateway.id} at {site.name}; code valid until {until}")
         typer.echo(f"on the Pi: beacon-agent enroll --server {settings.public_url} --code {issued.code}")
 
 

@@ -31,7 +31,9 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
     yield from session_scope(runtime.sessions)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent. With the default ("request") a failed commit would
+# reach the client as a success, and a gateway would delete events that were never stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _gateway_bearer = HTTPBearer(auto_error=False, scheme_name="GatewayToken")
 _device_bearer = HTTPBearer(auto_error=False, scheme_name="DeviceToken")

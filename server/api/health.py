@@ -32,6 +32,8 @@ def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
     head = head_revision()
     if current != head:
         return problem(
-            503, "migrations_pending", f"Database schema is at {current}, code expects {head}: run 'nahbar migrate'."
+            503,
+            "migrations_pending",
+            f"Database schema is at {current}, code expects {head}: run 'nahbar migrate'.",
         )
     return {"status": "ready", "schema": head or ""}

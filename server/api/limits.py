@@ -49,7 +49,10 @@ class BodySizeLimit:
                 "detail": f"Request bodies are limited to {self.max_bytes} bytes; send smaller batches.",
             }
         ).encode()
-        headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

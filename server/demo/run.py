@@ -59,7 +59,9 @@ def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: 
     return 0
 
 
-async def _serve_with_street(server: _DemoServer, base_url: str, sites: Any, phones: int, seconds: float) -> None:
+async def _serve_with_street(
+    server: _DemoServer, base_url: str, sites: Any, phones: int, seconds: float
+) -> None:
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -22,9 +22,21 @@ _CHARITIES = [
         "campaign": "Ehrenamt im Hospiz",
         "cta_url": "https://hospiz-am-park.example/ehrenamt",
         "variants": [
-            ("de", "A", "Zeit schenken?", "Das Hospiz hier sucht Menschen, die Gästen vorlesen.", "Mehr erfahren"),
+            (
+                "de",
+                "A",
+                "Zeit schenken?",
+                "Das Hospiz hier sucht Menschen, die Gästen vorlesen.",
+                "Mehr erfahren",
+            ),
             ("de", "B", "Eine Stunde pro Woche?", "Lesen Sie unseren Gästen vor.", "Mitmachen"),
-            ("en", "A", "Give some time?", "The hospice here is looking for people to read to guests.", "Learn more"),
+            (
+                "en",
+                "A",
+                "Give some time?",
+                "The hospice here is looking for people to read to guests.",
+                "Learn more",
+            ),
         ],
     },
     {
@@ -35,7 +47,13 @@ _CHARITIES = [
         "campaign": "Wintervorrat",
         "cta_url": "https://tafel-nordstadt.example/spenden",
         "variants": [
-            ("de", "A", "Ein Korb für den Winter", "Mit 10 € füllen Sie einen Korb für eine Familie.", "Spenden"),
+            (
+                "de",
+                "A",
+                "Ein Korb für den Winter",
+                "Mit 10 € füllen Sie einen Korb für eine Familie.",
+                "Spenden",
+            ),
             ("en", "A", "A basket for winter", "10 € fills a basket for a family here.", "Donate"),
         ],
     },
@@ -57,7 +75,9 @@ def seed(session: Session, now: datetime) -> list[DemoSite]:
     for spec in _CHARITIES:
         org = session.scalar(select(Organisation).where(Organisation.slug == spec["slug"]))
         if org is None:
-            org = Organisation(slug=spec["slug"], name=spec["name"], privacy_contact="datenschutz@example.org")
+            org = Organisation(
+                slug=spec["slug"], name=spec["name"], privacy_contact="datenschutz@example.org"
+            )
             session.add(org)
             session.flush()
         site = session.scalar(select(Site).where(Site.organisation_id == org.id))
@@ -79,7 +99,12 @@ def seed(session: Session, now: datetime) -> list[DemoSite]:
             for language, label, title, body, cta in spec["variants"]:
                 session.add(
                     CampaignVariant(
-                        campaign_id=campaign.id, language=language, label=label, title=title, body=body, cta_label=cta
+                        campaign_id=campaign.id,
+                        language=language,
+                        label=label,
+                        title=title,
+                        body=body,
+                        cta_label=cta,
                     )
                 )
         gateway = session.scalar(select(Gateway).where(Gateway.site_id == site.id))

@@ -43,13 +43,23 @@ class Gateway:
 
 async def _opt_in(client: httpx.AsyncClient, number: int, rng: random.Random) -> Phone:
     scopes = rng.choice([["volunteer"], ["donation"], ["volunteer", "donation"]])
-    body = {"consent_text_version": CONSENT_VERSION, "scopes": scopes, "language": rng.choice(["de", "de", "en"])}
+    body = {
+        "consent_text_version": CONSENT_VERSION,
+        "scopes": scopes,
+        "language": rng.choice(["de", "de", "en"]),
+    }
     answer = (await client.post("/mobile/v1/optin", json=body)).raise_for_status().json()
-    return Phone(number, answer["device_token"], bytes.fromhex(answer["identity_key"]), answer["rotation_exponent"])
+    return Phone(
+        number, answer["device_token"], bytes.fromhex(answer["identity_key"]), answer["rotation_exponent"]
+    )
 
 
 async def _enrol(client: httpx.AsyncClient, site: DemoSite) -> Gateway:
-    answer = (await client.post("/gateway/v1/enroll", json={"code": site.enrolment_code})).raise_for_status().json()
+    answer = (
+        (await client.post("/gateway/v1/enroll", json={"code": site.enrolment_code}))
+        .raise_for_status()
+        .json()
+    )
     return Gateway(site, answer["token"])
 
 
@@ -86,14 +96,18 @@ async def _uplink(client: httpx.AsyncClient, gateway: Gateway) -> None:
         batch, gateway.pending = gateway.pending, []
         if batch:
             headers = {"Authorization": f"Bearer {gateway.token}"}
-            (await client.post("/gateway/v1/events", json={"events": batch}, headers=headers)).raise_for_status()
+            (
+                await client.post("/gateway/v1/events", json={"events": batch}, headers=headers)
+            ).raise_for_status()
 
 
 async def _read_inbox(client: httpx.AsyncClient, phone: Phone, say: Callable[[str], None]) -> None:
     while True:
         await asyncio.sleep(3)
         headers = {"Authorization": f"Bearer {phone.token}"}
-        prompts = (await client.get("/mobile/v1/me/prompts", headers=headers)).raise_for_status().json()["prompts"]
+        prompts = (
+            (await client.get("/mobile/v1/me/prompts", headers=headers)).raise_for_status().json()["prompts"]
+        )
         for prompt in prompts:
             if prompt["id"] not in phone.seen_prompts:
                 phone.seen_prompts.add(prompt["id"])

@@ -43,15 +43,18 @@ def campaigns_at_site(session: Session, site_id: int) -> list[CampaignOption]:
 
 
 def prompts_on_day(session: Session, subscriber_id: uuid.UUID, day: date) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(PromptDecision)
-        .where(
-            PromptDecision.subscriber_id == subscriber_id,
-            PromptDecision.local_day == day,
-            PromptDecision.day_slot.is_not(None),
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(PromptDecision)
+            .where(
+                PromptDecision.subscriber_id == subscriber_id,
+                PromptDecision.local_day == day,
+                PromptDecision.day_slot.is_not(None),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def platform_settings(session: Session) -> PlatformSettings:

@@ -43,7 +43,13 @@ def decide_for_visit(
     record = _record(session, decision, subscriber, visit, event, slot=used, ttl_s=ttl_s)
     if record is None:  # another worker took the last slot between our count and our insert
         record = _record(
-            session, Decision(Reason.GLOBAL_DAILY_CAP, decision.local_day), subscriber, visit, event, used, ttl_s
+            session,
+            Decision(Reason.GLOBAL_DAILY_CAP, decision.local_day),
+            subscriber,
+            visit,
+            event,
+            used,
+            ttl_s,
         )
         assert record is not None
     visit.decided_at = now
@@ -85,5 +91,7 @@ def _record(
     except IntegrityError:
         return None
     if decision.prompted:
-        session.add(Delivery(decision_id=row.id, channel_kind=ChannelKind.INBOX, status=DeliveryStatus.AVAILABLE))
+        session.add(
+            Delivery(decision_id=row.id, channel_kind=ChannelKind.INBOX, status=DeliveryStatus.AVAILABLE)
+        )
     return row

@@ -51,7 +51,9 @@ def _parse(index: int, raw: dict[str, Any], now: datetime) -> EventIn | Rejected
         ]
         return RejectedEvent(index=index, id=raw_id, errors=errors)
     if item.observed_at > now + MAX_CLOCK_AHEAD:
-        error = FieldError(field=f"events[{index}].observed_at", message="lies in the future; check the clock")
+        error = FieldError(
+            field=f"events[{index}].observed_at", message="lies in the future; check the clock"
+        )
         return RejectedEvent(index=index, id=item.id, errors=[error])
     return item
 

@@ -25,7 +25,9 @@ class PromptDecision(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="SET NULL"))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("proximity_events.id", ondelete="SET NULL"))
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL"), index=True
+    )
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_variants.id", ondelete="SET NULL"))
     outcome: Mapped[str] = mapped_column(String(16))  # prompted | suppressed
     reason: Mapped[str] = mapped_column(String(32), index=True)
@@ -41,7 +43,9 @@ class Delivery(Base):
     __table_args__ = (UniqueConstraint("decision_id", "channel_kind", "channel_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    decision_id: Mapped[int] = mapped_column(ForeignKey("prompt_decisions.id", ondelete="CASCADE"), index=True)
+    decision_id: Mapped[int] = mapped_column(
+        ForeignKey("prompt_decisions.id", ondelete="CASCADE"), index=True
+    )
     channel_kind: Mapped[str] = mapped_column(String(16))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("push_channels.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -56,6 +60,8 @@ class PromptResponse(Base):
     __tablename__ = "prompt_responses"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    decision_id: Mapped[int] = mapped_column(ForeignKey("prompt_decisions.id", ondelete="CASCADE"), index=True)
+    decision_id: Mapped[int] = mapped_column(
+        ForeignKey("prompt_decisions.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(16))  # opened | accepted | dismissed | not_here | not_this_org
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
@@ -15,8 +14,10 @@ from server.prompts.models import PromptDecision
 from server.sites.models import Site
 from server.tenancy.models import Organisation
 
+InboxRow = Row[PromptDecision, CampaignVariant, Campaign, Site, Organisation]
 
-def inbox(session: Session, subscriber_id: uuid.UUID, limit: int) -> Sequence[Row[Any]]:
+
+def inbox(session: Session, subscriber_id: uuid.UUID, limit: int) -> Sequence[InboxRow]:
     """The person's prompts, newest first, with what the phone shows."""
     return session.execute(
         select(PromptDecision, CampaignVariant, Campaign, Site, Organisation)

@@ -48,7 +48,9 @@ class PushChannel(Base):
     __tablename__ = "push_channels"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscriber_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(16))  # webpush | fcm | apns
     endpoint: Mapped[str] = mapped_column(String(2000))  # Web Push endpoint, or the FCM/APNs token
     keys: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # p256dh/auth, apns environment
@@ -57,12 +59,14 @@ class PushChannel(Base):
 
 
 class Exclusion(Base):
-    """"Not at this site" (site_id) or "not from this charity" (organisation_id): forever."""
+    """ "Not at this site" (site_id) or "not from this charity" (organisation_id): forever."""
 
     __tablename__ = "exclusions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscriber_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

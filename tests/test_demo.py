@@ -1,0 +1,67 @@
+"""`make demo` serves, decides prompts live for simulated phones, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_make_demo_serves_decides_prompts_and_stops_cleanly(tmp_path):
+    port = _free_port()
+    env = os.environ | {"NAHBAR_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}", "PYTHONUNBUFFERED": "1"}
+    demo = subprocess.Popen(
+        ["make", "-s", "demo", f"DEMO_ARGS=--port {port} --phones 8"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so Ctrl-C can be sent to make and the demo alike
+    )
+    lines: list[str] = []
+    try:
+        started = time.monotonic()
+        ready = False
+        while not ready and time.monotonic() - started < 60:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready, "demo never became ready"
+        ready_at = time.monotonic()
+        selector = selectors.DefaultSelector()
+        assert demo.stdout is not None
+        selector.register(demo.stdout, selectors.EVENT_READ)
+        while time.monotonic() - ready_at < 60 and not any("got a prompt" in line for line in lines):
+            if selector.select(timeout=1):
+                line = demo.stdout.readline()
+                if not line:
+                    break
+                lines.append(line)
+        assert any("server decided prompted" in line for line in lines), "".join(lines)
+        assert any("got a prompt" in line for line in lines), "".join(lines)
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        rest, _ = demo.communicate(timeout=20)
+        lines.append(rest)
+    output = "".join(lines)
+    assert "demo stopped" in output, output
+    assert "Traceback" not in output, output
