@@ -20,18 +20,23 @@ def _aes_block(key: bytes, block: bytes) -> bytes:
     return encryptor.update(block) + encryptor.finalize()
 
 
+def _check(identity_key: bytes | None, k: int | None) -> None:
+    if identity_key is not None and len(identity_key) != KEY_LENGTH:
+        raise ValueError(f"identity key must be {KEY_LENGTH} bytes, got {len(identity_key)}")
+    if k is not None and not 0 <= k <= MAX_EXPONENT:
+        raise ValueError(f"rotation exponent k must be 0..{MAX_EXPONENT}, got {k}")
+
+
 def temporary_key(identity_key: bytes, counter: int) -> bytes:
     """The temporary key for the 2^16-second epoch that `counter` falls in."""
+    _check(identity_key, None)  # AES would silently take a 24- or 32-byte key as AES-192/256
     counter &= 0xFFFFFFFF
     return _aes_block(identity_key, bytes(11) + b"\xff\x00\x00" + (counter >> 16).to_bytes(2, "big"))
 
 
 def eid(identity_key: bytes, counter: int, k: int) -> bytes:
     """The 8-byte ephemeral ID broadcast at `counter` (Unix seconds) with rotation every 2**k seconds."""
-    if len(identity_key) != KEY_LENGTH:
-        raise ValueError(f"identity key must be {KEY_LENGTH} bytes, got {len(identity_key)}")
-    if not 0 <= k <= MAX_EXPONENT:
-        raise ValueError(f"rotation exponent k must be 0..{MAX_EXPONENT}, got {k}")
+    _check(identity_key, k)
     counter &= 0xFFFFFFFF
     window_start = counter & ~((1 << k) - 1) & 0xFFFFFFFF
     tk = temporary_key(identity_key, counter)
@@ -40,4 +45,5 @@ def eid(identity_key: bytes, counter: int, k: int) -> bytes:
 
 def window_start(counter: int, k: int) -> int:
     """The first second of the rotation window `counter` falls in."""
+    _check(None, k)
     return (counter & 0xFFFFFFFF) & ~((1 << k) - 1) & 0xFFFFFFFF

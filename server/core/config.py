@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     prompt_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     visit_gap_seconds: int = Field(default=120, ge=10, le=3_600)
     max_request_bytes: int = Field(default=1_048_576, ge=1_024)
-    max_batch_events: int = Field(default=500, ge=1, le=10_000)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 
