@@ -1,11 +1,14 @@
-"""Queries for sites and gateways."""
+"""Queries for sites, gateways and the sites' own beacons."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
-from server.sites.models import Gateway, Site
+from server.sites.models import Gateway, Site, SiteBeacon
 
 
 def gateway_by_code_hash(session: Session, code_hash: str) -> Gateway | None:
@@ -14,3 +17,33 @@ def gateway_by_code_hash(session: Session, code_hash: str) -> Gateway | None:
 
 def site(session: Session, site_id: int) -> Site | None:
     return session.get(Site, site_id)
+
+
+def site_beacons(session: Session, site_id: int) -> Sequence[SiteBeacon]:
+    """The beacons of one site, oldest first (so that a cap keeps the same ones)."""
+    return session.scalars(
+        select(SiteBeacon).where(SiteBeacon.site_id == site_id).order_by(SiteBeacon.id)
+    ).all()
+
+
+def mark_beacon_seen(
+    session: Session, site_id: int, beacon_id: int, seen_at: datetime, battery_mv: int | None
+) -> bool:
+    """Move the beacon's last sighting forward to `seen_at` (never back); True if it moved.
+
+    One conditional UPDATE, so that two gateways of a site reporting at once cannot move it backwards.
+    """
+    values: dict[str, object] = {"last_seen_at": seen_at}
+    if battery_mv is not None:
+        values["battery_mv"] = battery_mv
+    result = session.execute(
+        update(SiteBeacon)
+        .where(
+            SiteBeacon.id == beacon_id,
+            SiteBeacon.site_id == site_id,
+            or_(SiteBeacon.last_seen_at.is_(None), SiteBeacon.last_seen_at < seen_at),
+        )
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    return isinstance(result, CursorResult) and result.rowcount > 0
