@@ -1,0 +1,522 @@
+"""`beacon-agent doctor`: check what the gateway needs, and say in one sentence how to fix what is wrong.
+
+Every check answers a `Check`; none raises. The edges (the system bus, the HTTP transport, the clock, the
+files BlueZ is configured by, the commands that print its version) are parameters, so tests can point
+them at a private dbus-daemon, a fake server and a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import os
+import re
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+from dbus_fast import BusType, Message, MessageType
+from dbus_fast.aio import MessageBus
+from dbus_fast.errors import DBusFastError
+
+from beacon_agent.config import DEFAULT_CONFIG_FILE, AgentSettings
+
+MIN_BLUEZ: Final = (5, 56)  # AdvertisementMonitorManager1, which passive scanning needs
+MAX_CLOCK_SKEW_S: Final = 5.0  # events carry the gateway's timestamps
+DBUS_TIMEOUT_S: Final = 5.0
+HTTP_TIMEOUT_S: Final = 10.0
+MAIN_CONF: Final = Path("/etc/bluetooth/main.conf")
+PROC: Final = Path("/proc")
+BLUETOOTHD: Final = "/usr/libexec/bluetooth/bluetoothd"  # Debian and Raspberry Pi OS Bookworm
+VERSION_COMMANDS: Final[tuple[tuple[str, ...], ...]] = (
+    ("bluetoothd", "--version"),
+    (BLUETOOTHD, "--version"),
+    ("/usr/sbin/bluetoothd", "--version"),
+    ("bluetoothctl", "--version"),
+)
+AGENT_USER: Final = "beacon-agent"
+GUIDE: Final = "firmware_notes/raspberry-pi-gateway.md"
+
+_BLUEZ: Final = "org.bluez"
+_ADAPTER: Final = "org.bluez.Adapter1"
+_MONITOR_MANAGER: Final = "org.bluez.AdvertisementMonitorManager1"
+_TIMEDATE: Final = "org.freedesktop.timedate1"
+_ACCESS_DENIED: Final = "org.freedesktop.DBus.Error.AccessDenied"
+_NOT_RUNNING: Final = frozenset(
+    {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"}
+)
+_TURN_ON_NTP: Final = (
+    "Turn on network time with `sudo timedatectl set-ntp true` and let UDP port 123 out through the router."
+)
+_VERSION: Final = re.compile(rb"(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_checks(
+    settings: AgentSettings,
+    *,
+    bus_address: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    now: Callable[[], datetime] = _utcnow,
+    version_commands: Sequence[Sequence[str]] = VERSION_COMMANDS,
+    main_conf: Path = MAIN_CONF,
+    proc: Path = PROC,
+) -> list[Check]:
+    """Run every check in order: BlueZ, adapter, D-Bus access, clock, server, token."""
+    version = await bluez_version(version_commands)
+    bluez = await _probe_dbus(settings.adapter, bus_address)
+    checks = [
+        _version_check(version),
+        _access_check(bluez),
+        _adapter_check(settings.adapter, bluez),
+        _experimental_check(settings.adapter, bluez, version, main_conf, proc),
+        _ntp_check(bluez),
+    ]
+    token, token_check = _read_token(settings)
+    async with httpx.AsyncClient(
+        base_url=settings.server_url, transport=transport, timeout=HTTP_TIMEOUT_S
+    ) as client:
+        reachable, skew = await _server_checks(client, settings.server_url, now)
+        checks += [reachable, skew, token_check]
+        checks.append(await _token_accepted(client, settings, token, reachable.ok))
+    return checks
+
+
+def render(checks: Sequence[Check]) -> str:
+    """Format checks as an aligned report, with the fix under each failure and a closing verdict."""
+    width = max((len(check.name) for check in checks), default=0)
+    lines = []
+    for check in checks:
+        lines.append(f"{'ok' if check.ok else 'FAIL':<4}  {check.name:<{width}}  {check.detail}")
+        if not check.ok and check.fix:
+            lines.append(f"{'':<4}  {'':<{width}}  fix: {check.fix}")
+    failed = sum(not check.ok for check in checks)
+    lines.append("all checks passed" if not failed else f"{failed} of {len(checks)} checks failed")
+    return "\n".join(lines)
+
+
+# --- BlueZ version -----------------------------------------------------------------------------------
+
+
+async def bluez_version(commands: Sequence[Sequence[str]] = VERSION_COMMANDS) -> tuple[int, int] | None:
+    """The (major, minor) BlueZ version the first working command prints, or None."""
+    for argv in commands:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            )
+        except OSError:
+            continue  # not installed there, or not executable for us: try the next place
+        try:
+            async with asyncio.timeout(DBUS_TIMEOUT_S):
+                out, _ = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            continue
+        match = _VERSION.search(out)
+        if process.returncode == 0 and match:
+            return int(match[1]), int(match[2])
+    return None
+
+
+def _version_check(version: tuple[int, int] | None) -> Check:
+    name = "BlueZ version"
+    if version is None:
+        return Check(
+            name,
+            False,
+            "neither bluetoothd nor bluetoothctl printed a version",
+            "Install BlueZ: `sudo apt install bluez`.",
+        )
+    text = f"{version[0]}.{version[1]}"
+    if version < MIN_BLUEZ:
+        return Check(
+            name,
+            False,
+            f"{text} is older than 5.56, so no passive scanning: the agent scans actively, using more power",
+            "Upgrade to Raspberry Pi OS Bookworm or newer (BlueZ 5.66+).",
+        )
+    return Check(name, True, f"{text} (5.56 or newer)")
+
+
+# --- D-Bus: access, adapter, experimental mode, NTP --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _DBusView:
+    address: str
+    bus_error: str | None = None  # the system bus could not be reached at all
+    bluez_error: tuple[str, str] | None = None  # (error name, text) from org.bluez
+    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    ntp: bool | None = None
+
+
+async def _probe_dbus(adapter: str, bus_address: str | None) -> _DBusView:
+    bus = MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM)
+    address = bus_address or _system_bus_address()
+    try:
+        async with asyncio.timeout(DBUS_TIMEOUT_S):
+            await bus.connect()
+    except (OSError, TimeoutError, DBusFastError, ValueError) as exc:
+        return _DBusView(address, bus_error=f"{type(exc).__name__}: {exc}")
+    try:
+        reply = await _call(bus, _BLUEZ, "/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
+        bluez_error = _error_of(reply)
+        objects: dict[str, dict[str, dict[str, Any]]] = {}
+        if bluez_error is None:
+            objects = {
+                path: {iface: {k: v.value for k, v in props.items()} for iface, props in ifaces.items()}
+                for path, ifaces in reply.body[0].items()
+            }
+        ntp_reply = await _call(
+            bus,
+            _TIMEDATE,
+            "/org/freedesktop/timedate1",
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            "ss",
+            [_TIMEDATE, "NTPSynchronized"],
+        )
+        ntp = None if _error_of(ntp_reply) else bool(ntp_reply.body[0].value)
+        return _DBusView(address, bluez_error=bluez_error, objects=objects, ntp=ntp)
+    except TimeoutError:
+        return _DBusView(address, bluez_error=("timeout", f"no answer within {DBUS_TIMEOUT_S:.0f} s"))
+    finally:
+        bus.disconnect()
+
+
+async def _call(
+    bus: MessageBus,
+    destination: str,
+    path: str,
+    interface: str,
+    member: str,
+    signature: str = "",
+    body: list[Any] | None = None,
+) -> Message:
+    message = Message(destination, path, interface, member, signature=signature, body=body or [])
+    async with asyncio.timeout(DBUS_TIMEOUT_S):
+        return await bus.call(message)
+
+
+def _error_of(reply: Message) -> tuple[str, str] | None:
+    if reply.message_type != MessageType.ERROR:
+        return None
+    text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+    return reply.error_name or "unknown", text
+
+
+def _system_bus_address() -> str:
+    return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or "unix:path=/var/run/dbus/system_bus_socket"
+
+
+def _access_check(view: _DBusView) -> Check:
+    name = "D-Bus access to BlueZ"
+    if view.bus_error is not None:
+        return Check(
+            name,
+            False,
+            f"cannot reach the system bus at {view.address} ({view.bus_error})",
+            "Start D-Bus and BlueZ: `sudo systemctl start dbus bluetooth`.",
+        )
+    if view.bluez_error is None:
+        adapters = sum(_ADAPTER in ifaces for ifaces in view.objects.values())
+        return Check(name, True, f"org.bluez answered ({adapters} adapter{'s' if adapters != 1 else ''})")
+    error, text = view.bluez_error
+    detail = f"org.bluez refused: {error} {text}".strip()
+    if error == _ACCESS_DENIED:
+        return Check(
+            name,
+            False,
+            detail,
+            f"Add the agent's user to the bluetooth group (`sudo usermod -aG bluetooth {AGENT_USER}`), "
+            "then log in again or restart the service.",
+        )
+    if error in _NOT_RUNNING:
+        return Check(
+            name,
+            False,
+            "BlueZ (bluetoothd) is not running",
+            "Install and start BlueZ: `sudo apt install bluez && sudo systemctl enable --now bluetooth`.",
+        )
+    return Check(
+        name, False, detail, "Restart BlueZ with `sudo systemctl restart bluetooth` and run doctor again."
+    )
+
+
+def _adapter_check(adapter: str, view: _DBusView) -> Check:
+    name = f"adapter {adapter}"
+    if view.bus_error is not None or view.bluez_error is not None:
+        return Check(name, False, "not checked: BlueZ did not answer", "Fix D-Bus access to BlueZ first.")
+    adapters = {
+        path.rsplit("/", 1)[-1]: ifaces for path, ifaces in view.objects.items() if _ADAPTER in ifaces
+    }
+    if adapter not in adapters:
+        others = ", ".join(sorted(adapters))
+        if others:
+            return Check(
+                name,
+                False,
+                f"BlueZ has no adapter {adapter}, only {others}",
+                f'Set adapter = "{min(adapters)}" in {DEFAULT_CONFIG_FILE} (or BEACON_AGENT_ADAPTER).',
+            )
+        return Check(
+            name,
+            False,
+            "BlueZ sees no Bluetooth adapter at all",
+            "Unblock Bluetooth with `sudo rfkill unblock bluetooth` and check that /boot/firmware/config.txt "
+            "has no `dtoverlay=disable-bt`.",
+        )
+    if not adapters[adapter][_ADAPTER].get("Powered", False):
+        return Check(
+            name,
+            False,
+            f"{adapter} is present but powered off",
+            "Power it on with `sudo rfkill unblock bluetooth && bluetoothctl power on`, and set "
+            "AutoEnable=true under [Policy] in /etc/bluetooth/main.conf so it stays on after a reboot.",
+        )
+    return Check(name, True, f"{adapter} is present and powered")
+
+
+def _experimental_check(
+    adapter: str, view: _DBusView, version: tuple[int, int] | None, main_conf: Path, proc: Path
+) -> Check:
+    name = "passive scanning"
+    configured, daemon = _experimental_configured(main_conf, proc)
+    enable = (
+        "Add a drop-in with `sudo systemctl edit bluetooth.service` holding `[Service]`, `ExecStart=` and "
+        f"`ExecStart={daemon or BLUETOOTHD} --experimental`, then `sudo systemctl restart bluetooth` "
+        f"(see {GUIDE})."
+    )
+    fallback = "so the agent falls back to active scanning"
+    ifaces = view.objects.get(f"/org/bluez/{adapter}")
+    if ifaces is None or _ADAPTER not in ifaces:
+        # BlueZ itself cannot tell us; judge by how bluetoothd is started and configured.
+        if configured:
+            return Check(name, True, f"BlueZ experimental mode is on ({configured}); adapter not verified")
+        return Check(name, False, f"bluetoothd runs without --experimental, {fallback}", enable)
+    if _MONITOR_MANAGER in ifaces:
+        return Check(name, True, f"{adapter} offers AdvertisementMonitorManager1 (BlueZ experimental mode)")
+    if version is not None and version < MIN_BLUEZ:
+        return Check(
+            name,
+            False,
+            f"this BlueZ is too old for AdvertisementMonitorManager1, {fallback}",
+            "Upgrade to Raspberry Pi OS Bookworm or newer (BlueZ 5.66+).",
+        )
+    if configured:
+        return Check(
+            name,
+            False,
+            f"experimental mode is set ({configured}) but {adapter} offers no AdvertisementMonitorManager1",
+            "Restart BlueZ so the setting takes effect (`sudo systemctl restart bluetooth`); if that does "
+            "not help, the kernel is older than 5.10 and needs an update (`sudo apt full-upgrade`).",
+        )
+    return Check(
+        name,
+        False,
+        f"{adapter} offers no AdvertisementMonitorManager1 (no BlueZ experimental mode), {fallback}",
+        enable,
+    )
+
+
+def _experimental_configured(main_conf: Path, proc: Path) -> tuple[str | None, str | None]:
+    """Where experimental mode is switched on, if anywhere; and the running bluetoothd's path."""
+    daemon: str | None = None
+    source: str | None = None
+    try:
+        entries = [entry for entry in proc.iterdir() if entry.name.isdigit()]
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue  # the process ended, or is not ours to read
+        if not argv or Path(argv[0].decode(errors="replace")).name != "bluetoothd":
+            continue
+        daemon = argv[0].decode(errors="replace")
+        if any(_is_experimental_flag(arg.decode(errors="replace")) for arg in argv[1:]):
+            source = "bluetoothd started with --experimental"
+        break
+    if source is None and _main_conf_experimental(main_conf):
+        source = f"Experimental = true in {main_conf}"
+    return source, daemon
+
+
+def _is_experimental_flag(arg: str) -> bool:
+    if arg == "--experimental":
+        return True
+    return arg.startswith("-") and not arg.startswith("--") and "E" in arg[1:]  # -E, or bundled as -nE
+
+
+def _main_conf_experimental(main_conf: Path) -> bool:
+    parser = configparser.ConfigParser(interpolation=None, strict=False, allow_no_value=True)
+    try:
+        parser.read_string(main_conf.read_text())
+        return parser.getboolean("General", "Experimental", fallback=False)
+    except (OSError, UnicodeDecodeError, configparser.Error, ValueError):
+        return False
+
+
+def _ntp_check(view: _DBusView) -> Check:
+    name = "clock synchronised"
+    if view.ntp is None:
+        return Check(name, True, "timedated cannot say; the comparison with the server's clock decides")
+    if view.ntp:
+        return Check(name, True, "systemd-timedated reports NTPSynchronized")
+    return Check(
+        name,
+        False,
+        "the system clock is not synchronised by NTP (a Pi has no battery-backed clock)",
+        _TURN_ON_NTP,
+    )
+
+
+# --- server and token --------------------------------------------------------------------------------
+
+
+async def _server_checks(
+    client: httpx.AsyncClient, server_url: str, now: Callable[[], datetime]
+) -> tuple[Check, Check]:
+    name, skew_name = "server reachable", "clock matches server"
+    try:
+        sent = now()
+        answer = await client.get("/healthz")
+        received = now()
+    except httpx.HTTPError as exc:
+        fix = f"Check server_url in {DEFAULT_CONFIG_FILE} and the Pi's network connection (Wi-Fi, cable)."
+        if "CERTIFICATE" in str(exc).upper():
+            fix = "Check the Pi's date and time (`timedatectl`): a wrong clock makes valid certificates fail."
+        return (
+            Check(name, False, f"GET {server_url}/healthz failed: {type(exc).__name__}: {exc}", fix),
+            Check(
+                skew_name, False, "not checked: the server did not answer", "Make the server reachable first."
+            ),
+        )
+    if answer.status_code != 200:
+        reachable = Check(
+            name,
+            False,
+            f"GET {server_url}/healthz answered {answer.status_code}",
+            "The server is up but unwell: tell the platform operator.",
+        )
+    else:
+        reachable = Check(name, True, f"{server_url} answered /healthz")
+    return reachable, _skew_check(skew_name, answer.headers.get("date"), sent, received)
+
+
+def _skew_check(name: str, date_header: str | None, sent: datetime, received: datetime) -> Check:
+    if not date_header:
+        return Check(name, True, "the server sent no Date header; not compared")
+    try:
+        server_time = parsedate_to_datetime(date_header)
+    except (TypeError, ValueError):
+        return Check(name, True, f"the server's Date header {date_header!r} is unreadable; not compared")
+    local = sent + (received - sent) / 2
+    # Date has whole seconds, so the server's clock was somewhere in [date, date + 1 s): take the middle.
+    skew = (server_time - local).total_seconds() + 0.5
+    if abs(skew) > MAX_CLOCK_SKEW_S:
+        direction = "behind" if skew > 0 else "ahead of"
+        return Check(
+            name,
+            False,
+            f"this gateway's clock is {abs(skew):.0f} s {direction} the server's (at most "
+            f"{MAX_CLOCK_SKEW_S:.0f} s allowed, because events carry the gateway's timestamps)",
+            _TURN_ON_NTP,
+        )
+    return Check(name, True, f"within {MAX_CLOCK_SKEW_S:.0f} s of the server's clock ({skew:+.1f} s)")
+
+
+def _read_token(settings: AgentSettings) -> tuple[str | None, Check]:
+    name = "token file"
+    path = settings.token_file
+    enrol = (
+        f"Enrol this gateway: `beacon-agent enroll --server {settings.server_url} --code CODE` with a code "
+        "from the charity's admin (see firmware_notes/gateway-enrolment.md)."
+    )
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        return None, Check(name, False, f"{path} does not exist: this gateway is not enrolled", enrol)
+    except PermissionError:
+        return None, Check(
+            name,
+            False,
+            f"{path} is not readable by this user",
+            f"Run doctor as the agent's user: `sudo -u {AGENT_USER} beacon-agent doctor`.",
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, Check(name, False, f"{path} cannot be read: {exc}", enrol)
+    if not token:
+        return None, Check(name, False, f"{path} is empty", enrol)
+    if mode & 0o077:
+        return token, Check(
+            name,
+            False,
+            f"{path} has mode {mode:04o}, so other users can read the gateway's secret",
+            f"Restrict it with `chmod 600 {path}`, and re-enrol if someone else may have copied it.",
+        )
+    return token, Check(name, True, f"{path} exists with mode {mode:04o}")
+
+
+async def _token_accepted(
+    client: httpx.AsyncClient, settings: AgentSettings, token: str | None, reachable: bool
+) -> Check:
+    name = "token accepted"
+    if token is None:
+        return Check(name, False, "not checked: no token", "Fix the token file first.")
+    if not reachable:
+        return Check(
+            name, False, "not checked: the server did not answer", "Make the server reachable first."
+        )
+    try:
+        answer = await client.get("/gateway/v1/config", headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        return Check(
+            name,
+            False,
+            f"GET /gateway/v1/config failed: {type(exc).__name__}: {exc}",
+            "Check the Pi's network connection, then run doctor again.",
+        )
+    if answer.status_code in (200, 304):
+        return Check(name, True, "the server accepted this gateway's token")
+    if answer.status_code == 401:
+        return Check(
+            name,
+            False,
+            "the server refused the token (401): it was replaced or revoked",
+            f"Re-enrol with a new code from the charity's admin: `beacon-agent enroll --server "
+            f"{settings.server_url} --code CODE`.",
+        )
+    if answer.status_code == 404:
+        return Check(
+            name,
+            False,
+            "the server has no /gateway/v1/config: it is older than this agent",
+            "Ask the platform operator to update the server.",
+        )
+    return Check(
+        name,
+        False,
+        f"GET /gateway/v1/config answered {answer.status_code}",
+        "Run doctor again later; if it persists, tell the platform operator.",
+    )
