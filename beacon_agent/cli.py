@@ -1,7 +1,11 @@
-"""`beacon-agent`: the gateway's command line."""
+"""`beacon-agent`: the gateway's command line (run, scan, doctor, calibrate, enroll)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+import sys
 from pathlib import Path
 
 import httpx
@@ -34,6 +38,94 @@ def enroll_command(
         raise typer.Exit(1) from exc
     where = f"gateway {enrolled.gateway_id} at site {enrolled.site_id}"
     typer.echo(f"enrolled as {where}; token in {settings.token_file}")
+    if settings.server_url.rstrip("/") != server.rstrip("/"):
+        typer.echo(f"note: set server_url = {server!r} in the agent's config (it is {settings.server_url!r})")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+@app.command("run")
+def run_command(
+    log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR"),
+) -> None:
+    """Scan, track and deliver presence events until stopped (what the systemd unit runs)."""
+    from beacon_agent.agent import Agent, read_token
+    from beacon_agent.sdnotify import notify
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = AgentSettings()
+    token = read_token(settings.token_file)
+
+    async def run_agent() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        async with httpx.AsyncClient(base_url=settings.server_url) as client:
+            agent = Agent(settings, client, token, notify=notify)
+            logging.getLogger("beacon_agent").info(
+                "running on %s, delivering to %s", settings.adapter, settings.server_url
+            )
+            await agent.run(stop)
+
+    asyncio.run(run_agent())
+
+
+@app.command("scan")
+def scan_command(
+    seconds: float = typer.Option(0, help="Stop after this many seconds (0: until Ctrl-C)"),
+    adapter: str | None = typer.Option(None, help="Bluetooth adapter (default from settings)"),
+) -> None:
+    """Show a live table of the beacon frames in the air, for installers (nothing is stored or sent)."""
+    from beacon_agent.scan_view import run_scan
+
+    settings = AgentSettings()
+    asyncio.run(run_scan(adapter or settings.adapter, seconds, sys.stdout))
+
+
+@app.command("doctor")
+def doctor_command() -> None:
+    """Check BlueZ, the adapter, D-Bus permissions, the clock and the server, and say how to fix each."""
+    from beacon_agent.doctor import render, run_checks
+
+    checks = asyncio.run(run_checks(AgentSettings()))
+    typer.echo(render(checks))
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    target: str = typer.Option(
+        "strongest-eid",
+        help="A watched beacon's identifier as `scan` shows it (e.g. ibeacon:<uuid>/<major>/<minor>), "
+        "or strongest-eid to calibrate the phone held nearest",
+    ),
+    seconds: float = typer.Option(30, min=5, help="How long to measure"),
+    adapter: str | None = typer.Option(None, help="Bluetooth adapter (default from settings)"),
+) -> None:
+    """Measure the RSSI at 1 m of a beacon (or phone) held still at 1 m from the gateway, in line of sight."""
+    from beacon_agent.calibrate import CalibrationError, calibrate, gather
+    from beacon_agent.scan_view import sightings
+
+    settings = AgentSettings()
+
+    async def measure() -> list[tuple[str, int]]:
+        typer.echo(f"measuring for {seconds:.0f} s; keep the beacon still at 1 m ...")
+        async with sightings(adapter or settings.adapter) as heard:
+            return await gather(heard, seconds=seconds)
+
+    try:
+        result = calibrate(asyncio.run(measure()), target)
+    except CalibrationError as exc:
+        typer.echo(f"calibration failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{result.target}: power at 1 m = {result.power_1m} dBm "
+        f"({result.samples} readings, spread {result.spread_db:.1f} dB)"
+    )
 
 
 def main() -> None:

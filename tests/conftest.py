@@ -144,16 +144,18 @@ def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
 
 
 class LiveServer:
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, port: int = 0) -> None:
         import socket
         import threading
 
         import uvicorn
 
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
+        if not port:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            sock.close()
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")

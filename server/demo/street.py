@@ -1,25 +1,40 @@
-"""A simulated street: opted-in phones walk past the demo sites; their gateways report; phones read prompts.
+"""A simulated street: phones walk past the demo sites, the gateways hear them, the phones read prompts.
 
-Everything goes over real HTTP to the running server: opt-in, enrolment, event batches and inbox polls.
+Only the radio is simulated. Each site runs the real gateway agent (decode -> tracker -> outbox -> uplink,
+config pull and heartbeat) against the running server over HTTP; phones opt in and read their inbox over
+HTTP too. The radio also hears foreign advertisements (Apple Continuity, a fitness band), which the agent
+must drop, as it would in a real shop window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
-import time
-import uuid
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
 
 import httpx
 
+from beacon_agent.agent import Agent
+from beacon_agent.config import AgentSettings
+from beacon_agent.frames import EDDYSTONE_SERVICE_UUID
 from mobile_api.eid import eid
 from server.demo.seed import DemoSite
 
-CONSENT_VERSION = "2026-11"
+CONSENT_VERSION: Final = "2026-11"
+PHONE_TX_POWER: Final = -18  # Eddystone's "RSSI at 0 m", i.e. about -59 dBm at 1 m
+OUT_OF_RANGE: Final = -110.0
+# Foreign advertisements a window hears all day; the agent keeps nothing of them.
+_FOREIGN: Final[tuple[tuple[dict[int, bytes], dict[str, bytes]], ...]] = (
+    ({0x004C: bytes.fromhex("1005031c0a3b1e")}, {}),  # Apple Continuity "nearby info"
+    ({0x0157: bytes.fromhex("0102030405060708")}, {}),  # a fitness band
+    ({}, {"0000fe9f-0000-1000-8000-00805f9b34fb": bytes(20)}),  # Google Fast Pair style service data
+)
 
 
 @dataclass(slots=True)
@@ -28,17 +43,37 @@ class Phone:
     token: str
     identity_key: bytes
     k: int
+    rssi: dict[int, float] = field(default_factory=dict)  # site id -> what that site's gateway hears
     seen_prompts: set[int] = field(default_factory=set)
 
-    def broadcast(self, at: float) -> str:
-        return eid(self.identity_key, int(at), self.k).hex()
+    def service_data(self, at: float) -> dict[str, bytes]:
+        """The Eddystone-EID frame this phone advertises at Unix time `at`."""
+        frame = bytes([0x30, PHONE_TX_POWER & 0xFF]) + eid(self.identity_key, int(at), self.k)
+        return {EDDYSTONE_SERVICE_UUID: frame}
 
 
 @dataclass(slots=True)
-class Gateway:
-    site: DemoSite
-    token: str
-    pending: list[dict[str, object]] = field(default_factory=list)
+class Radio:
+    """What one gateway's antenna hears each second: nearby phones (with noise) and foreign chatter."""
+
+    agent: Agent
+    site_id: int
+    phones: list[Phone]
+    rng: random.Random
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            now = loop.time()
+            for phone in self.phones:
+                rssi = phone.rssi.get(self.site_id, OUT_OF_RANGE)
+                if rssi > OUT_OF_RANGE:
+                    noisy = int(rssi + self.rng.gauss(0, 3))
+                    self.agent.on_advertisement({}, phone.service_data(self.agent.wall_clock()), noisy, now)
+            for manufacturer_data, service_data in self.rng.sample(_FOREIGN, 2):
+                self.agent.on_advertisement(manufacturer_data, service_data, self.rng.randint(-95, -60), now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
 
 async def _opt_in(client: httpx.AsyncClient, number: int, rng: random.Random) -> Phone:
@@ -54,51 +89,31 @@ async def _opt_in(client: httpx.AsyncClient, number: int, rng: random.Random) ->
     )
 
 
-async def _enrol(client: httpx.AsyncClient, site: DemoSite) -> Gateway:
+async def _enrol(client: httpx.AsyncClient, site: DemoSite, base_url: str, state: Path) -> AgentSettings:
     answer = (
         (await client.post("/gateway/v1/enroll", json={"code": site.enrolment_code}))
         .raise_for_status()
         .json()
     )
-    return Gateway(site, answer["token"])
+    settings = AgentSettings(server_url=base_url, state_dir=state / f"gateway-{site.site_id}")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.token_file.write_text(answer["token"])
+    return settings
 
 
-def _event(phone: Phone, kind: str, dwell: float) -> dict[str, object]:
-    now = time.time()
-    return {
-        "id": uuid.uuid4().hex,
-        "kind": kind,
-        "eid": phone.broadcast(now),
-        "observed_at": datetime.fromtimestamp(now, UTC).isoformat(),
-        "rssi": -60.0,
-        "distance_m": 2.0,
-        "dwell_s": round(dwell, 1),
-    }
-
-
-async def _walk(phone: Phone, gateways: list[Gateway], rng: random.Random) -> None:
-    """Walk past one site after another, lingering a little at each."""
+async def _walk(phone: Phone, site_ids: list[int], rng: random.Random) -> None:
+    """Walk past one site after another: approach, linger a little, walk on."""
     await asyncio.sleep(rng.uniform(0, 8))
-    for gateway in itertools.cycle(rng.sample(gateways, len(gateways))):
-        stay = rng.uniform(15, 45)
-        gateway.pending.append(_event(phone, "enter", 0))
-        started = time.monotonic()
-        while (elapsed := time.monotonic() - started) < stay:
-            await asyncio.sleep(min(10, stay - elapsed))
-            kind = "dwell" if time.monotonic() - started < stay else "exit"
-            gateway.pending.append(_event(phone, kind, time.monotonic() - started))
+    for site_id in itertools.cycle(rng.sample(site_ids, len(site_ids))):
+        for step in range(8):  # approaching: from barely audible to a couple of metres
+            phone.rssi[site_id] = -100 + step * 5
+            await asyncio.sleep(1)
+        await asyncio.sleep(rng.uniform(15, 45))
+        for step in range(8):
+            phone.rssi[site_id] = -65 - step * 5
+            await asyncio.sleep(1)
+        phone.rssi[site_id] = OUT_OF_RANGE
         await asyncio.sleep(rng.uniform(10, 40))
-
-
-async def _uplink(client: httpx.AsyncClient, gateway: Gateway) -> None:
-    while True:
-        await asyncio.sleep(1)
-        batch, gateway.pending = gateway.pending, []
-        if batch:
-            headers = {"Authorization": f"Bearer {gateway.token}"}
-            (
-                await client.post("/gateway/v1/events", json={"events": batch}, headers=headers)
-            ).raise_for_status()
 
 
 async def _read_inbox(client: httpx.AsyncClient, phone: Phone, say: Callable[[str], None]) -> None:
@@ -118,15 +133,31 @@ async def _read_inbox(client: httpx.AsyncClient, phone: Phone, say: Callable[[st
 
 
 async def run_street(base_url: str, sites: list[DemoSite], phones: int, say: Callable[[str], None]) -> None:
-    """Run until cancelled."""
+    """Run until cancelled; the gateways' outboxes live in a temporary directory for the demo's lifetime."""
     rng = random.Random()
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        gateways = [await _enrol(client, site) for site in sites]
-        walkers = [await _opt_in(client, n + 1, rng) for n in range(phones)]
-        say(f"{len(walkers)} phones opted in; {len(gateways)} gateways enrolled; walking...")
-        async with asyncio.TaskGroup() as group:
-            for gateway in gateways:
-                group.create_task(_uplink(client, gateway))
-            for phone in walkers:
-                group.create_task(_walk(phone, gateways, rng))
-                group.create_task(_read_inbox(client, phone, say))
+    stop = asyncio.Event()
+    with tempfile.TemporaryDirectory(prefix="nahbar-demo-gateways-") as state:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+            walkers = [await _opt_in(client, n + 1, rng) for n in range(phones)]
+            agents: list[Agent] = []
+            for site in sites:
+                settings = await _enrol(client, site, base_url, Path(state))
+                site_id = site.site_id
+                agents.append(
+                    Agent(
+                        settings,
+                        client,
+                        settings.token_file.read_text(),
+                        source=lambda agent, s=site_id: Radio(agent, s, walkers, rng),  # type: ignore[misc]
+                    )
+                )
+            say(f"{len(walkers)} phones opted in; {len(agents)} gateways enrolled; walking...")
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for agent in agents:
+                        group.create_task(agent.run(stop))
+                    for phone in walkers:
+                        group.create_task(_walk(phone, [site.site_id for site in sites], rng))
+                        group.create_task(_read_inbox(client, phone, say))
+            finally:
+                stop.set()

@@ -1,0 +1,135 @@
+"""`beacon-agent scan`: a live table of decoded beacon frames, so an installer can see what the Pi hears."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Final, TextIO
+
+from beacon_agent.frames import (
+    EddystoneEID,
+    EddystoneTLM,
+    EddystoneURL,
+    Frame,
+    decode,
+    identifier,
+)
+
+REFRESH_S: Final = 1.0
+MAX_ROWS: Final = 40
+FORGET_AFTER_S: Final = 30.0
+
+
+@dataclass(slots=True)
+class Row:
+    kind: str
+    detail: str
+    rssi: int
+    count: int
+    last_seen: float
+
+
+def describe(frame: Frame) -> tuple[str, str]:
+    """A frame's kind and a short text that tells one beacon from another (never a MAC address)."""
+    if isinstance(frame, EddystoneEID):
+        return "eddystone_eid", frame.eid.hex()
+    if isinstance(frame, EddystoneURL):
+        return "eddystone_url", frame.url
+    if isinstance(frame, EddystoneTLM):
+        volts = "?" if frame.voltage_mv is None else f"{frame.voltage_mv} mV"
+        temperature = "?" if frame.temperature_c is None else f"{frame.temperature_c:.1f} °C"
+        return "eddystone_tlm", f"battery {volts}, {temperature}, up {frame.uptime_s:.0f} s"
+    key = identifier(frame) or type(frame).__name__
+    kind, _, rest = key.partition(":")
+    return kind, rest
+
+
+class ScanTable:
+    """Keeps the newest reading per frame; foreign advertisements are only counted."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Row] = {}
+        self.foreign = 0
+
+    def observe(
+        self, manufacturer_data: Mapping[int, bytes], service_data: Mapping[str, bytes], rssi: int, now: float
+    ) -> None:
+        frame = decode(manufacturer_data, service_data)
+        if frame is None:
+            self.foreign += 1
+            return
+        kind, detail = describe(frame)
+        row = self.rows.get((kind, detail))
+        if row is None:
+            self.rows[(kind, detail)] = Row(kind, detail, rssi, 1, now)
+        else:
+            row.rssi, row.count, row.last_seen = rssi, row.count + 1, now
+
+    def render(self, now: float) -> str:
+        """The table, strongest first; rows not heard for a while are dropped."""
+        for key in [key for key, row in self.rows.items() if now - row.last_seen > FORGET_AFTER_S]:
+            del self.rows[key]
+        rows = sorted(self.rows.values(), key=lambda row: row.rssi, reverse=True)[:MAX_ROWS]
+        lines = [f"{'kind':<14} {'rssi':>5} {'seen':>6} {'ago':>5}  identifier", "-" * 78]
+        lines += [
+            f"{row.kind:<14} {row.rssi:>5} {row.count:>6} {now - row.last_seen:>4.0f}s  {row.detail}"
+            for row in rows
+        ]
+        lines.append(f"({len(self.rows)} beacon frames; {self.foreign} other advertisements ignored)")
+        return "\n".join(lines)
+
+
+@contextlib.asynccontextmanager
+async def sightings(adapter: str) -> AsyncIterator[AsyncIterator[tuple[Frame, int]]]:
+    """Scan while the context is open, yielding (frame, rssi) of every beacon frame heard."""
+    from beacon_agent.scanner import Scanner
+
+    queue: asyncio.Queue[tuple[Frame, int]] = asyncio.Queue(maxsize=10_000)
+
+    def heard(
+        manufacturer_data: Mapping[int, bytes], service_data: Mapping[str, bytes], rssi: int, _now: float
+    ) -> None:
+        frame = decode(manufacturer_data, service_data)
+        if frame is not None and not queue.full():
+            queue.put_nowait((frame, rssi))
+
+    async def frames() -> AsyncIterator[tuple[Frame, int]]:
+        while True:
+            yield await queue.get()
+
+    stop = asyncio.Event()
+    scanning = asyncio.create_task(Scanner(heard, adapter=adapter).run(stop))
+    try:
+        yield frames()
+    finally:
+        stop.set()
+        await scanning
+
+
+async def run_scan(adapter: str, seconds: float, out: TextIO) -> None:
+    """Scan and redraw the table every second until Ctrl-C or `seconds` have passed."""
+    from beacon_agent.scanner import Scanner
+
+    table = ScanTable()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if seconds:
+        loop.call_later(seconds, stop.set)
+    scanner = Scanner(table.observe, adapter=adapter)
+    scanning = asyncio.create_task(scanner.run(stop))
+    clear = "\x1b[2J\x1b[H" if out.isatty() else ""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REFRESH_S)
+        stats = scanner.stats()
+        out.write(
+            f"{clear}{table.render(time.monotonic())}\nscanner: {stats.mode}, {stats.adverts} adverts\n"
+        )
+        out.flush()
+    await scanning
