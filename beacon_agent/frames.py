@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, TypeAlias
 from uuid import UUID
 
@@ -123,6 +124,10 @@ def decode(manufacturer_data: Mapping[int, bytes], service_data: Mapping[str, by
     if service_data:
         data = service_data.get(EDDYSTONE_SERVICE_UUID)
         if data:
+            # The EID is most of what is kept, so it is decoded here rather than a call further down.
+            if data[0] == _EDDYSTONE_EID and len(data) == _EID_LEN:
+                tx_power, eid = _EID.unpack(data)
+                return EddystoneEID(eid, tx_power)
             frame = _decode_eddystone(data)
             if frame is not None:
                 return frame
@@ -133,10 +138,23 @@ def decode(manufacturer_data: Mapping[int, bytes], service_data: Mapping[str, by
         if size == _IBEACON_LEN:
             if company_id == APPLE_COMPANY_ID and data[:2] == _IBEACON_PREFIX:
                 uuid_bytes, major, minor, tx_power = _IBEACON.unpack(data)
-                return IBeacon(UUID(bytes=uuid_bytes), major, minor, tx_power)
+                return IBeacon(_uuid(uuid_bytes), major, minor, tx_power)
         elif size == _ALTBEACON_LEN and data[:2] == _ALTBEACON_CODE:
             return AltBeacon(*_ALTBEACON.unpack(data))
     return None
+
+
+# A site's beacons repeat a handful of UUIDs many times a second, and building a UUID (or its text) costs more
+# than the rest of the decoding; UUIDs are immutable, so one object can serve every frame. Bounded, as foreign
+# iBeacons may bring any number of UUIDs.
+@lru_cache(maxsize=256)
+def _uuid(uuid_bytes: bytes) -> UUID:
+    return UUID(bytes=uuid_bytes)
+
+
+@lru_cache(maxsize=256)
+def _uuid_text(uuid: UUID) -> str:
+    return str(uuid)
 
 
 def _decode_eddystone(data: bytes) -> Frame | None:
@@ -182,7 +200,7 @@ def _decode_url(data: bytes) -> EddystoneURL | None:
 def identifier(frame: Frame) -> str | None:
     """Return a stable text key for a fixed-identity beacon frame, None for EID, URL and TLM frames."""
     if isinstance(frame, IBeacon):
-        return f"ibeacon:{frame.uuid}/{frame.major}/{frame.minor}"
+        return f"ibeacon:{_uuid_text(frame.uuid)}/{frame.major}/{frame.minor}"
     if isinstance(frame, AltBeacon):
         return f"altbeacon:{frame.beacon_id.hex()}/{frame.major}/{frame.minor}"
     if isinstance(frame, EddystoneUID):

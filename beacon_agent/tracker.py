@@ -37,7 +37,6 @@ class _Track:
     rssi: float  # Kalman estimate
     variance: float
     power_1m: float
-    first_seen: float
     last_seen: float
     last_strong: float  # last time the estimate was at or above exit_rssi
     present: bool = False
@@ -90,7 +89,7 @@ class Tracker:
         if track is None:
             # Eddystone's tx_power is the RSSI at 0 m; 41 dB less is the usual 1 m figure.
             power = tx_power - 41.0 if -100 <= tx_power <= 20 else cfg.default_power_1m
-            track = _Track(rssi, cfg.measurement_noise, power, now, now, now)
+            track = _Track(rssi, cfg.measurement_noise, power, now, now)
             self._tracks[eid] = track
             if len(self._tracks) > cfg.max_tracked:
                 self._evict_oldest(now)

@@ -205,6 +205,16 @@ def test_identifier(frame: Frame, key: str | None) -> None:
     assert identifier(frame) == key
 
 
+def test_ibeacons_with_more_uuids_than_the_decoder_caches_keep_their_own() -> None:
+    """Decoding reuses UUID objects for beacons seen again; a street of foreign UUIDs must not mix them up."""
+    uuids = [UUID(int=n * 0x1F2E3D4C5B6A79880123456789ABCDEF % 2**128) for n in range(1, 1_001)]
+    for _ in range(2):
+        for uuid in uuids:
+            frame = decode({APPLE: struct.pack(">BB16sHHb", 0x02, 0x15, uuid.bytes, 1, 2, -59)}, {})
+            assert frame == IBeacon(uuid, 1, 2, -59)
+            assert identifier(frame) == f"ibeacon:{uuid}/1/2"
+
+
 # Which frame wins when an advertisement carries several
 
 
