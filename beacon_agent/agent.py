@@ -21,6 +21,7 @@ import httpx
 from beacon_agent.config import AgentSettings
 from beacon_agent.control import Control, ControlError, GatewayConfig, Heartbeat
 from beacon_agent.frames import decode
+from beacon_agent.models import PresenceEvent
 from beacon_agent.outbox import Outbox
 from beacon_agent.tracker import Tracker, TrackerConfig
 from beacon_agent.uplink import Uplink, full_jitter
@@ -131,12 +132,14 @@ class Agent:
         self._heartbeat_s = config.heartbeat_s
         log.info("applied gateway config %s (%d watched beacons)", config.etag, len(config.watched))
 
-    def flush_tracker(self) -> int:
+    async def flush_tracker(self) -> int:
         """Age presences and move new events to the outbox in one transaction; returns how many."""
+        # The tracker is touched only on the event loop, where the scanner's callback also runs; only the
+        # outbox commit (an fsync on an SD card) goes to a thread.
         self.tracker.tick(self.wall_clock())
         events = self.tracker.drain()
         if events:
-            self.outbox.put(events)
+            await asyncio.to_thread(self.outbox.put, events)
             self.uplink.wake()
         return len(events)
 
@@ -151,18 +154,17 @@ class Agent:
                 self._notify("READY=1")
         finally:
             self._notify("STOPPING=1")
-            await asyncio.to_thread(self._final_flush)
+            # Presences still open are not ended (no invented exit); what was emitted is committed.
+            await asyncio.to_thread(self._final_flush, self.tracker.drain())
 
-    def _final_flush(self) -> None:
-        # Presences still open are written as they are (no invented exit): a restart picks up from there.
-        events = self.tracker.drain()
+    def _final_flush(self, events: list[PresenceEvent]) -> None:
         if events:
             self.outbox.put(events)
         self.outbox.close()
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await asyncio.to_thread(self.flush_tracker)
+            await self.flush_tracker()
             self._notify("WATCHDOG=1")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._tick_s)
