@@ -15,6 +15,7 @@ from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
 from server.presence.endpoints import router as events_router
 from server.runtime import Runtime, system_clock
+from server.scheduler import start_scheduler
 from server.sites.endpoints import router as enrol_router
 
 
@@ -26,9 +27,12 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings, clock)
         app.state.runtime = runtime
+        scheduler = start_scheduler(runtime) if settings.scheduler_enabled else None
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
             runtime.close()
 
     app = FastAPI(

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     prompt_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     visit_gap_seconds: int = Field(default=120, ge=10, le=3_600)
     max_request_bytes: int = Field(default=1_048_576, ge=1_024)
+    scheduler_enabled: bool = True  # background jobs (EID rotation, retention purge) in this process
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -1,0 +1,34 @@
+"""POST /mobile/v1/optin: explicit consent in, a pseudonymous identity out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mobile_api.schemas import OptInCreate, OptInPublic
+from server.api.deps import RuntimeDep, SessionDep
+from server.subscribers import service as subscribers
+
+router = APIRouter()
+
+
+@router.post("/optin", response_model=OptInPublic, status_code=201, operation_id="mobile_opt_in")
+def opt_in(body: OptInCreate, session: SessionDep, runtime: RuntimeDep) -> OptInPublic:
+    """Opt in with explicit consent; no name, e-mail or phone number is asked."""
+    now = runtime.clock()
+    opted = subscribers.opt_in(
+        session,
+        runtime.sealer,
+        scopes=list(body.scopes),
+        language=body.language,
+        consent_version=body.consent_text_version,
+        rotation_exponent=runtime.settings.eid_rotation_exponent,
+        now=now,
+    )
+    session.commit()  # the phone may advertise at once: index it only once it is durable
+    runtime.eid_index.add(opted.keyed)
+    return OptInPublic(
+        device_token=opted.device_token,
+        identity_key=opted.keyed.identity_key.hex(),
+        rotation_exponent=opted.keyed.k,
+        server_time=now,
+    )

@@ -1,0 +1,7 @@
+"""Presence jobs."""
+
+from __future__ import annotations
+
+from server.scheduler import Job
+
+JOBS: list[Job] = []

@@ -1,0 +1,7 @@
+"""Retention jobs."""
+
+from __future__ import annotations
+
+from server.scheduler import Job
+
+JOBS: list[Job] = []

@@ -1,0 +1,56 @@
+"""Background jobs (EID rotation, retention purge, ...) on one APScheduler per process, made in the lifespan.
+
+Each domain lists its jobs in its own `tasks.py` as `JOBS`; this module only collects and schedules them.
+Every job must be safe to run in several workers at once (idempotent), until leader election arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from server.runtime import Runtime
+
+log = logging.getLogger("nahbar.scheduler")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A function of the runtime, run every `every_s` seconds (and once at start when `at_start`)."""
+
+    name: str
+    run: Callable[[Runtime], object]
+    every_s: float
+    at_start: bool = False
+
+
+def _all_jobs() -> list[Job]:
+    # Imported here: each domain's tasks module imports its services, which import the runtime.
+    from server.presence.tasks import JOBS as presence_jobs
+    from server.retention.tasks import JOBS as retention_jobs
+
+    return [*presence_jobs, *retention_jobs]
+
+
+def _guarded(job: Job, runtime: Runtime) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            job.run(runtime)
+        except Exception:  # a failing job must not kill the scheduler; the next run tries again
+            log.exception("job %s failed", job.name)
+
+    return run
+
+
+def start_scheduler(runtime: Runtime, jobs: list[Job] | None = None) -> BackgroundScheduler:
+    """Start the process's scheduler with every job; `runtime.close()` does not stop it, the caller does."""
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    for job in _all_jobs() if jobs is None else jobs:
+        scheduler.add_job(_guarded(job, runtime), "interval", seconds=job.every_s, id=job.name, name=job.name)
+        if job.at_start:
+            scheduler.add_job(_guarded(job, runtime), id=f"{job.name}-at-start", name=job.name)
+    scheduler.start()
+    return scheduler
