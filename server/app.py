@@ -9,6 +9,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from mobile_api.router import router as mobile_router
+from server.admin.router import router as admin_router
 from server.api.health import router as health_router
 from server.api.limits import BodySizeLimit
 from server.core.config import Settings, get_settings
@@ -43,6 +44,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    for router in (health_router, enrol_router, events_router, mobile_router):
+    for router in (health_router, enrol_router, events_router, mobile_router, admin_router):
         app.include_router(router)
     return app

@@ -57,22 +57,23 @@ def create_admin(
     email: str = typer.Option(..., prompt=True, help="Login e-mail of the platform operator."),
 ) -> None:
     """Create the first platform operator account (asks for the password)."""
-    from argon2 import PasswordHasher
     from sqlalchemy import select
 
+    from server.core.const import MIN_PASSWORD_LENGTH
+    from server.core.security import hash_password
     from server.tenancy.models import AdminUser
 
-    password = getpass.getpass("Password (12+ characters): ")
-    if len(password) < 12:
-        raise typer.BadParameter("the password needs at least 12 characters")
+    password = getpass.getpass(f"Password ({MIN_PASSWORD_LENGTH}+ characters): ")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise typer.BadParameter(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     if password != getpass.getpass("Repeat: "):
         raise typer.BadParameter("the passwords differ")
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     for session in session_scope(sessions):
-        if session.scalar(select(AdminUser).where(AdminUser.email == email.lower())) is not None:
+        if session.scalar(select(AdminUser).where(AdminUser.email == email.strip().lower())) is not None:
             raise typer.BadParameter(f"{email} exists already")
         session.add(
-            AdminUser(email=email.lower(), password_hash=PasswordHasher().hash(password), is_operator=True)
+            AdminUser(email=email.strip().lower(), password_hash=hash_password(password), is_operator=True)
         )
     typer.echo(f"operator {email} created")
 

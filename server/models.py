@@ -1,5 +1,6 @@
 """Imports every domain's models so that `Base.metadata` is complete (Alembic and tests use it)."""
 
+from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
 from server.audit.models import AuditEntry
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core.db import Base
@@ -10,7 +11,9 @@ from server.subscribers.models import ConsentRecord, Exclusion, PushChannel, Sub
 from server.tenancy.models import AdminUser, Membership, Organisation, PlatformSettings
 
 __all__ = [
+    "AdminSession",
     "AdminUser",
+    "ApiToken",
     "AuditEntry",
     "Base",
     "Campaign",
@@ -21,6 +24,8 @@ __all__ = [
     "Delivery",
     "Exclusion",
     "Gateway",
+    "Invite",
+    "LoginAttempt",
     "Membership",
     "Organisation",
     "PlatformSettings",

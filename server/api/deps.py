@@ -6,16 +6,19 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.accounts.service import authenticate
+from server.core import const
 from server.core.db import session_scope
 from server.core.errors import Unauthorized
 from server.core.security import hash_token
 from server.runtime import Runtime
 from server.sites.models import Gateway
 from server.subscribers.models import Subscriber
+from server.tenancy.scope import Principal
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -37,6 +40,8 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _gateway_bearer = HTTPBearer(auto_error=False, scheme_name="GatewayToken")
 _device_bearer = HTTPBearer(auto_error=False, scheme_name="DeviceToken")
+_admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken")
+_admin_cookie = APIKeyCookie(name=const.SESSION_COOKIE, auto_error=False, scheme_name="AdminSession")
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None, what: str) -> str:
@@ -69,3 +74,24 @@ def current_device(
 
 CurrentGateway = Annotated[Gateway, Depends(current_gateway)]
 CurrentDevice = Annotated[Subscriber, Depends(current_device)]
+
+
+def current_admin(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+    cookie: Annotated[str | None, Depends(_admin_cookie)],
+) -> Principal:
+    """The admin API's caller, by API token or by session cookie (changes then need the CSRF header)."""
+    return authenticate(
+        session,
+        bearer=credentials.credentials if credentials else None,
+        cookie=cookie,
+        csrf=request.headers.get(const.CSRF_HEADER),
+        method=request.method,
+        now=runtime.clock(),
+    )
+
+
+CurrentAdmin = Annotated[Principal, Depends(current_admin)]

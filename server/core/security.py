@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import secrets
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
@@ -30,6 +32,33 @@ def normalise_code(code: str) -> str:
     return code.strip().upper().replace(" ", "")
 
 
+_passwords = PasswordHasher()  # argon2id with the library's current (RFC 9106 low-memory) parameters
+# Verified against when the e-mail is unknown, so that a miss takes as long as a wrong password.
+_DUMMY_HASH = _passwords.hash("nahbar-timing-equaliser")
+
+
+def hash_password(password: str) -> str:
+    """An Argon2id hash (salted, parameters embedded) for an admin's password."""
+    return _passwords.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when `password` matches; a missing hash costs the same time and is False."""
+    try:
+        return _passwords.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    return _passwords.check_needs_rehash(password_hash)
+
+
+def same_token(token: str, token_hash: str | None) -> bool:
+    """Constant-time check of a presented token against its stored hash."""
+    return token_hash is not None and hmac.compare_digest(hash_token(token), token_hash)
+
+
 class KeySealer:
     """AES-GCM encryption of per-subscriber identity keys under a key derived from NAHBAR_SECRET_KEY."""
 
@@ -42,3 +71,9 @@ class KeySealer:
 
     def open(self, sealed: bytes, context: bytes) -> bytes:
         return self._aead.decrypt(sealed[:12], sealed[12:], context)
+
+
+def pseudonym(secret_key: str, value: bytes) -> str:
+    """A stable per-deployment alias for an internal id, so support can follow one person without it."""
+    key = hmac.digest(secret_key.encode(), b"nahbar admin pseudonym v1", "sha256")
+    return "p_" + hmac.digest(key, value, "sha256").hex()[:20]

@@ -1,0 +1,82 @@
+"""Admin schemas for campaigns and their localised variants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from server.core import const
+from server.core.const import CampaignKind, CampaignStatus
+
+HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: Literal["de", "en"]
+    label: str = Field(default="A", pattern=r"^[A-Z][A-Z0-9]{0,15}$", description="A/B arm")
+    title: str = Field(min_length=1, max_length=const.VARIANT_TITLE_MAX)
+    body: str = Field(min_length=1, max_length=const.VARIANT_BODY_MAX)
+    cta_label: str = Field(min_length=1, max_length=const.VARIANT_CTA_MAX)
+
+
+class VariantPublic(VariantIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+
+
+class _CampaignFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    daily_from: HHMM | None = Field(default=None, description="Local time at the site, with daily_until")
+    daily_until: HHMM | None = None
+    cta_url: str | None = Field(
+        default=None, max_length=const.CTA_URL_MAX, description="Must be https to activate"
+    )
+    daily_budget: int | None = Field(default=None, ge=0, le=100_000, description="Prompts per day, all sites")
+    min_dwell_s: int | None = Field(default=None, ge=0, le=3_600)
+    max_dwell_s: int | None = Field(default=None, ge=0, le=86_400)
+
+
+class CampaignCreate(_CampaignFields):
+    organisation_id: int
+    name: str = Field(min_length=1, max_length=200)
+    kind: CampaignKind
+    priority: int = Field(default=0, ge=0, le=100)
+    site_ids: list[int] = Field(default_factory=list, max_length=500)
+    variants: list[VariantIn] = Field(default_factory=list, max_length=20)
+
+
+class CampaignUpdate(_CampaignFields):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: CampaignKind | None = None
+    priority: int | None = Field(default=None, ge=0, le=100)
+    site_ids: list[int] | None = Field(default=None, max_length=500)
+    variants: list[VariantIn] | None = Field(default=None, max_length=20, description="Replaces all variants")
+
+
+class CampaignPublic(BaseModel):
+    id: int
+    organisation_id: int
+    name: str
+    kind: CampaignKind
+    status: CampaignStatus
+    priority: int
+    starts_at: datetime | None
+    ends_at: datetime | None
+    daily_from: str | None
+    daily_until: str | None
+    cta_url: str | None
+    daily_budget: int | None
+    min_dwell_s: int | None
+    max_dwell_s: int | None
+    site_ids: list[int]
+    variants: list[VariantPublic]
+    created_at: datetime
+    version: int

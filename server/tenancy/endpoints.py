@@ -1,0 +1,222 @@
+"""/admin/api/v1: organisations, their memberships and invites, and the platform settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from server.accounts.repository import roles_of
+from server.accounts.schemas import MembershipBrief, MePublic
+from server.admin.etag import IfMatch, set_etag
+from server.admin.paging import Page, PageDep
+from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.core.const import Role
+from server.tenancy import repository, service
+from server.tenancy.models import Membership
+from server.tenancy.schemas import (
+    InviteAccept,
+    InviteCreate,
+    InviteCreated,
+    InvitePublic,
+    MembershipPublic,
+    MembershipUpdate,
+    OrganisationCreate,
+    OrganisationPublic,
+    OrganisationUpdate,
+    PlatformSettingsPublic,
+    PlatformSettingsUpdate,
+)
+
+router = APIRouter(tags=["admin: organisations"])
+
+
+@router.get(
+    "/organisations", response_model=Page[OrganisationPublic], operation_id="admin_list_organisations"
+)
+def list_organisations(
+    principal: CurrentAdmin,
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=100, description="Part of the name or slug")] = None,
+) -> Page[OrganisationPublic]:
+    """The organisations the caller belongs to (all of them, for the operator)."""
+    rows, total = repository.organisations(principal, session, page, q)
+    items = [OrganisationPublic.model_validate(r) for r in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post(
+    "/organisations",
+    status_code=201,
+    response_model=OrganisationPublic,
+    operation_id="admin_create_organisation",
+)
+def create_organisation(
+    body: OrganisationCreate,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+) -> OrganisationPublic:
+    """Onboard a charity (operator only); then invite its first owner."""
+    org = service.create_organisation(session, principal, body, runtime.clock())
+    set_etag(response, org.version)
+    return OrganisationPublic.model_validate(org)
+
+
+@router.get(
+    "/organisations/{org_id}", response_model=OrganisationPublic, operation_id="admin_get_organisation"
+)
+def get_organisation(
+    org_id: int, principal: CurrentAdmin, session: SessionDep, response: Response
+) -> OrganisationPublic:
+    """One organisation, with its ETag for a later update."""
+    org = service.visible_organisation(principal, session, org_id)
+    set_etag(response, org.version)
+    return OrganisationPublic.model_validate(org)
+
+
+@router.patch(
+    "/organisations/{org_id}", response_model=OrganisationPublic, operation_id="admin_update_organisation"
+)
+def update_organisation(
+    org_id: int,
+    body: OrganisationUpdate,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrganisationPublic:
+    """Change name, privacy contact or stricter caps (owners); needs If-Match."""
+    org = service.update_organisation(session, principal, org_id, body, if_match, runtime.clock())
+    set_etag(response, org.version)
+    return OrganisationPublic.model_validate(org)
+
+
+def _member(m: Membership, email: str) -> MembershipPublic:
+    return MembershipPublic(
+        id=m.id,
+        organisation_id=m.organisation_id,
+        user_id=m.user_id,
+        email=email,
+        role=Role(m.role),
+        created_at=m.created_at,
+    )
+
+
+@router.get(
+    "/organisations/{org_id}/members",
+    response_model=list[MembershipPublic],
+    operation_id="admin_list_members",
+)
+def list_members(org_id: int, principal: CurrentAdmin, session: SessionDep) -> list[MembershipPublic]:
+    """Who belongs to the organisation, with which role."""
+    service.visible_organisation(principal, session, org_id)
+    return [_member(m, email) for m, email in repository.memberships(principal, session, org_id)]
+
+
+@router.patch(
+    "/organisations/{org_id}/members/{membership_id}",
+    response_model=MembershipPublic,
+    operation_id="admin_update_member",
+)
+def update_member(
+    org_id: int,
+    membership_id: int,
+    body: MembershipUpdate,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> MembershipPublic:
+    """Change a member's role (owners); the last owner cannot be demoted."""
+    member = service.change_role(session, principal, org_id, membership_id, body.role, runtime.clock())
+    emails = {m.id: email for m, email in repository.memberships(principal, session, org_id)}
+    return _member(member, emails[member.id])
+
+
+@router.delete(
+    "/organisations/{org_id}/members/{membership_id}", status_code=204, operation_id="admin_remove_member"
+)
+def remove_member(
+    org_id: int, membership_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """Remove a member (owners); the last owner cannot be removed."""
+    service.remove_member(session, principal, org_id, membership_id, runtime.clock())
+    return Response(status_code=204)
+
+
+@router.get(
+    "/organisations/{org_id}/invites", response_model=list[InvitePublic], operation_id="admin_list_invites"
+)
+def list_invites(org_id: int, principal: CurrentAdmin, session: SessionDep) -> list[InvitePublic]:
+    """Invites sent by the organisation (owners)."""
+    service.visible_organisation(principal, session, org_id)
+    principal.require(org_id, Role.OWNER)
+    return [InvitePublic.model_validate(i) for i in repository.invites(principal, session, org_id)]
+
+
+@router.post(
+    "/organisations/{org_id}/invites",
+    status_code=201,
+    response_model=InviteCreated,
+    operation_id="admin_create_invite",
+)
+def create_invite(
+    org_id: int, body: InviteCreate, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> InviteCreated:
+    """Invite someone by a one-time link (owners); the link is in this answer only."""
+    invite, token = service.create_invite(session, principal, org_id, body.email, body.role, runtime.clock())
+    url = f"{runtime.settings.public_url.rstrip('/')}/admin/invite#{token}"
+    return InviteCreated(**InvitePublic.model_validate(invite).model_dump(), token=token, url=url)
+
+
+@router.delete(
+    "/organisations/{org_id}/invites/{invite_id}",
+    response_model=InvitePublic,
+    operation_id="admin_revoke_invite",
+)
+def revoke_invite(
+    org_id: int, invite_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> InvitePublic:
+    """Withdraw an unused invite (owners)."""
+    return InvitePublic.model_validate(
+        service.revoke_invite(session, principal, org_id, invite_id, runtime.clock())
+    )
+
+
+@router.post(
+    "/invites/accept",
+    response_model=MePublic,
+    operation_id="admin_accept_invite",
+    responses={410: {"description": "Unknown, used, revoked or expired invite"}},
+)
+def accept_invite(body: InviteAccept, session: SessionDep, runtime: RuntimeDep) -> MePublic:
+    """Redeem a one-time invite (no login needed: the token is the credential); then log in."""
+    user, member = service.accept_invite(session, body.token, body.password, runtime.clock())
+    roles = roles_of(session, user.id)
+    return MePublic(
+        id=user.id,
+        email=user.email,
+        is_operator=user.is_operator,
+        memberships=[MembershipBrief(organisation_id=o, role=r) for o, r in sorted(roles.items())],
+    )
+
+
+@router.get("/platform/settings", response_model=PlatformSettingsPublic, operation_id="admin_get_platform")
+def get_platform(principal: CurrentAdmin, session: SessionDep) -> PlatformSettingsPublic:
+    """The platform maxima every charity must stay within (readable by every admin)."""
+    return PlatformSettingsPublic.model_validate(repository.platform_settings(session))
+
+
+@router.patch(
+    "/platform/settings", response_model=PlatformSettingsPublic, operation_id="admin_update_platform"
+)
+def update_platform(
+    body: PlatformSettingsUpdate, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> PlatformSettingsPublic:
+    """Change the platform maxima and retention (operator only)."""
+    return PlatformSettingsPublic.model_validate(
+        service.update_platform(session, principal, body, runtime.clock())
+    )
