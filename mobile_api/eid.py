@@ -13,11 +13,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 EID_LENGTH: Final = 8
 KEY_LENGTH: Final = 16
 MAX_EXPONENT: Final = 15
+EPOCH_BITS: Final = 16  # the temporary key changes every 2^16 seconds
+
+_ECB: Final = modes.ECB()  # noqa: S305 - one block per key, as the spec computes
 
 
-def _aes_block(key: bytes, block: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - one block, per spec
-    return encryptor.update(block) + encryptor.finalize()
+def aes_block(key: bytes | bytearray, block: bytes) -> bytes:
+    """AES-128 of one 16-byte block: the only primitive the scheme uses."""
+    return Cipher(algorithms.AES(key), _ECB).encryptor().update(block)
 
 
 def _check(identity_key: bytes | None, k: int | None) -> None:
@@ -27,20 +30,28 @@ def _check(identity_key: bytes | None, k: int | None) -> None:
         raise ValueError(f"rotation exponent k must be 0..{MAX_EXPONENT}, got {k}")
 
 
+def temporary_key_input(counter: int) -> bytes:
+    """The block the identity key encrypts to give the temporary key of `counter`'s 2^16-second epoch."""
+    return bytes(11) + b"\xff\x00\x00" + ((counter & 0xFFFFFFFF) >> EPOCH_BITS).to_bytes(2, "big")
+
+
+def eid_input(counter: int, k: int) -> bytes:
+    """The block the temporary key encrypts to give the EID of `counter`'s window (k already checked)."""
+    start = (counter & 0xFFFFFFFF) & ~((1 << k) - 1) & 0xFFFFFFFF
+    return bytes(11) + bytes([k]) + start.to_bytes(4, "big")
+
+
 def temporary_key(identity_key: bytes, counter: int) -> bytes:
     """The temporary key for the 2^16-second epoch that `counter` falls in."""
     _check(identity_key, None)  # AES would silently take a 24- or 32-byte key as AES-192/256
-    counter &= 0xFFFFFFFF
-    return _aes_block(identity_key, bytes(11) + b"\xff\x00\x00" + (counter >> 16).to_bytes(2, "big"))
+    return aes_block(identity_key, temporary_key_input(counter))
 
 
 def eid(identity_key: bytes, counter: int, k: int) -> bytes:
     """The 8-byte ephemeral ID broadcast at `counter` (Unix seconds) with rotation every 2**k seconds."""
     _check(identity_key, k)
-    counter &= 0xFFFFFFFF
-    window_start = counter & ~((1 << k) - 1) & 0xFFFFFFFF
-    tk = temporary_key(identity_key, counter)
-    return _aes_block(tk, bytes(11) + bytes([k]) + window_start.to_bytes(4, "big"))[:EID_LENGTH]
+    tk = aes_block(identity_key, temporary_key_input(counter))
+    return aes_block(tk, eid_input(counter, k))[:EID_LENGTH]
 
 
 def window_start(counter: int, k: int) -> int:
