@@ -207,6 +207,26 @@ def test_an_invite_for_an_existing_account_needs_its_password(client, session, c
     assert right.json()["memberships"][0]["role"] == "viewer"
 
 
+def test_guessing_passwords_through_an_invite_counts_towards_the_lockout(client, session, clock):
+    world = make_world(session, clock())
+    made = client.post(
+        f"{API}/organisations/{world.ids['a']['org_id']}/invites",
+        json={"email": "owner@beta.example"},
+        headers=world.headers["owner_a"],
+    ).json()
+    for _ in range(const.MAX_FAILURES_PER_ACCOUNT):
+        wrong = client.post(f"{API}/invites/accept", json={"token": made["token"], "password": "guess"})
+        assert wrong.status_code == 403
+    right = client.post(f"{API}/invites/accept", json={"token": made["token"], "password": PASSWORD})
+    assert right.status_code == 429
+    assert login(client, "owner@beta.example").status_code == 429
+    clock.advance(const.LOGIN_WINDOW_S + 1)
+    assert (
+        client.post(f"{API}/invites/accept", json={"token": made["token"], "password": PASSWORD}).status_code
+        == 200
+    )
+
+
 def test_the_last_owner_cannot_leave_or_be_demoted(client, session, clock):
     world = make_world(session, clock())
     owner = world.headers["owner_a"]

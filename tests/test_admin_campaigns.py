@@ -133,17 +133,26 @@ def test_caps_beyond_the_platform_are_refused_saying_which_and_why(client, sessi
 def test_the_operator_sets_the_platform_maxima(client, session, clock):
     world = make_world(session, clock())
     url = f"{API}/platform/settings"
-    assert (
-        client.patch(url, json={"max_prompts_per_week": 3}, headers=world.headers["owner_a"]).status_code
-        == 403
-    )
+    operator = world.headers["operator"]
+    etag = client.get(url, headers=world.headers["viewer_a"]).headers["ETag"]
+    owner = world.headers["owner_a"] | {"If-Match": etag}
+    assert client.patch(url, json={"max_prompts_per_week": 3}, headers=owner).status_code == 403
+    assert client.patch(url, json={"retention_days": 7}, headers=operator).status_code == 428
     raised = client.patch(
-        url, json={"max_prompts_per_week": 3, "retention_days": 7}, headers=world.headers["operator"]
+        url, json={"max_prompts_per_week": 3, "retention_days": 7}, headers=operator | {"If-Match": etag}
     )
     assert raised.status_code == 200
     assert (raised.json()["max_prompts_per_week"], raised.json()["retention_days"]) == (3, 7)
+    assert (
+        client.patch(url, json={"retention_days": 9}, headers=operator | {"If-Match": etag}).status_code
+        == 412
+    )
     org = f"{API}/organisations/{world.ids['a']['org_id']}"
     allowed = client.patch(
         org, json={"prompts_per_week": 3}, headers=world.headers["owner_a"] | {"If-Match": '"v1"'}
     )
     assert allowed.status_code == 200
+    trail = client.get(f"{API}/audit", params={"entity": "platform_settings"}, headers=operator).json()[
+        "items"
+    ]
+    assert [(e["before"]["retention_days"], e["after"]["retention_days"]) for e in trail] == [(14, 7)]

@@ -63,7 +63,9 @@ MATRIX: dict[tuple[str, str], Case] = {
         "public", {"token": "{invite_token}", "password": "a brand new passphrase"}
     ),
     ("GET", "/platform/settings"): Case("self"),
-    ("PATCH", "/platform/settings"): Case("operator", {"retention_days": 10}, who="operator"),
+    ("PATCH", "/platform/settings"): Case(
+        "operator", {"retention_days": 10}, who="operator", headers={"If-Match": '"v1"'}
+    ),
     ("GET", "/sites"): Case("list"),
     ("POST", "/sites"): Case(
         "object", {"organisation_id": "{org_id}", "name": "Shop", "timezone": "Europe/Berlin"}, ok=201

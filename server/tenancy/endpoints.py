@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
-from server.accounts.repository import roles_of
+from server.accounts.repository import record_attempt, roles_of
 from server.accounts.schemas import MembershipBrief, MePublic
 from server.admin.etag import IfMatch, set_etag
 from server.admin.paging import Page, PageDep
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.core.const import Role
+from server.core.errors import NahbarError, problem
 from server.tenancy import repository, service
 from server.tenancy.models import Membership
 from server.tenancy.schemas import (
@@ -190,33 +192,54 @@ def revoke_invite(
     "/invites/accept",
     response_model=MePublic,
     operation_id="admin_accept_invite",
-    responses={410: {"description": "Unknown, used, revoked or expired invite"}},
+    responses={
+        403: {"description": "The invite is for an existing account; its password is needed"},
+        410: {"description": "Unknown, used, revoked or expired invite"},
+        429: {"description": "Too many failed passwords for that account"},
+    },
 )
-def accept_invite(body: InviteAccept, session: SessionDep, runtime: RuntimeDep) -> MePublic:
+def accept_invite(body: InviteAccept, request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Redeem a one-time invite (no login needed: the token is the credential); then log in."""
-    user, member = service.accept_invite(session, body.token, body.password, runtime.clock())
+    now = runtime.clock()
+    try:
+        user, _member = service.accept_invite(session, body.token, body.password, now)
+    except NahbarError as exc:
+        # Undo the claim on the invite, but keep a wrong password counted towards the account's lockout.
+        session.rollback()
+        if isinstance(exc, service.WrongInvitePassword):
+            client = request.client.host if request.client else "unknown"
+            record_attempt(session, exc.email, client, False, now)
+        return problem(exc.status, exc.code, exc.detail, **exc.extra)
     roles = roles_of(session, user.id)
-    return MePublic(
+    me = MePublic(
         id=user.id,
         email=user.email,
         is_operator=user.is_operator,
         memberships=[MembershipBrief(organisation_id=o, role=r) for o, r in sorted(roles.items())],
     )
+    return JSONResponse(me.model_dump(mode="json"))
 
 
 @router.get("/platform/settings", response_model=PlatformSettingsPublic, operation_id="admin_get_platform")
-def get_platform(principal: CurrentAdmin, session: SessionDep) -> PlatformSettingsPublic:
-    """The platform maxima every charity must stay within (readable by every admin)."""
-    return PlatformSettingsPublic.model_validate(repository.platform_settings(session))
+def get_platform(principal: CurrentAdmin, session: SessionDep, response: Response) -> PlatformSettingsPublic:
+    """The platform maxima every charity must stay within (readable by every admin), with its ETag."""
+    row = repository.platform_settings(session)
+    set_etag(response, row.version)
+    return PlatformSettingsPublic.model_validate(row)
 
 
 @router.patch(
     "/platform/settings", response_model=PlatformSettingsPublic, operation_id="admin_update_platform"
 )
 def update_platform(
-    body: PlatformSettingsUpdate, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    body: PlatformSettingsUpdate,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> PlatformSettingsPublic:
-    """Change the platform maxima and retention (operator only)."""
-    return PlatformSettingsPublic.model_validate(
-        service.update_platform(session, principal, body, runtime.clock())
-    )
+    """Change the platform maxima and retention (operator only); needs If-Match."""
+    row = service.update_platform(session, principal, body, if_match, runtime.clock())
+    set_etag(response, row.version)
+    return PlatformSettingsPublic.model_validate(row)

@@ -23,6 +23,7 @@ class PlatformSettings(Base):
     min_org_cooldown_days: Mapped[int] = mapped_column(default=const.DEFAULT_ORG_COOLDOWN_DAYS)
     retention_days: Mapped[int] = mapped_column(default=14)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # for If-Match on admin updates
 
 
 class Organisation(Base):

@@ -114,6 +114,7 @@ class PlatformSettingsPublic(BaseModel):
     min_org_cooldown_days: int
     retention_days: int
     updated_at: datetime
+    version: int
 
 
 class PlatformSettingsUpdate(BaseModel):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from server.accounts import repository as accounts
 from server.accounts.models import Invite
-from server.admin.errors import RuleViolation
+from server.admin.errors import RuleViolation, TooManyAttempts
 from server.admin.etag import claim_version
 from server.audit import service as audit
 from server.core import const
@@ -181,6 +181,23 @@ def revoke_invite(session: Session, scope: Principal, org_id: int, invite_id: in
     return invite
 
 
+class WrongInvitePassword(Forbidden):
+    """The invite is for an existing account and the password is wrong; counted like a failed login."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__("This e-mail has an account; enter its password to accept the invite.")
+        self.email = email
+
+
+def _prove_password(session: Session, user: AdminUser, password: str, now: datetime) -> None:
+    # The same lockout as login, so that an invite link is no way round it.
+    since = now - timedelta(seconds=const.LOGIN_WINDOW_S)
+    if accounts.failures_for_email(session, user.email, since) >= const.MAX_FAILURES_PER_ACCOUNT:
+        raise TooManyAttempts("Too many failed logins for this account; wait 15 minutes and try again.")
+    if not verify_password(user.password_hash, password):
+        raise WrongInvitePassword(user.email)
+
+
 def accept_invite(session: Session, token: str, password: str, now: datetime) -> tuple[AdminUser, Membership]:
     """Redeem a one-time invite: a new account gets this password, an existing one must prove it."""
     invite = repository.open_invite_by_hash(session, hash_token(token), now)
@@ -205,8 +222,8 @@ def accept_invite(session: Session, token: str, password: str, now: datetime) ->
         user = AdminUser(email=invite.email, password_hash=hash_password(password), created_at=now)
         session.add(user)
         session.flush()
-    elif not verify_password(user.password_hash, password):
-        raise Forbidden("This e-mail has an account; enter its password to accept the invite.")
+    else:
+        _prove_password(session, user, password, now)
     member = repository.membership_of(session, user.id, invite.organisation_id)
     if member is None:
         member = Membership(
@@ -230,11 +247,12 @@ def accept_invite(session: Session, token: str, password: str, now: datetime) ->
 
 
 def update_platform(
-    session: Session, scope: Principal, body: PlatformSettingsUpdate, now: datetime
+    session: Session, scope: Principal, body: PlatformSettingsUpdate, if_match: str | None, now: datetime
 ) -> PlatformSettings:
     scope.require_operator()
     row = repository.platform_settings(session)
     before = PlatformSettingsPublic.model_validate(row).model_dump(mode="json")
+    claim_version(session, row, if_match)
     for key, value in body.model_dump(exclude_unset=True).items():
         if value is None:
             raise RuleViolation(f"{key} cannot be empty.", extra={"field": key})
