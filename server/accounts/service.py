@@ -24,7 +24,7 @@ from server.core.security import (
     verify_password,
 )
 from server.tenancy.models import AdminUser
-from server.tenancy.scope import Principal
+from server.tenancy.scope import Principal, Via
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALL_SCOPES = frozenset(s.value for s in TokenScope)
@@ -103,13 +103,13 @@ def authenticate(
 
 
 def _principal(
-    session: Session, user_id: int, via: str, credential_id: int, scopes: frozenset[str]
+    session: Session, user_id: int, via: Via, credential_id: int, scopes: frozenset[str]
 ) -> Principal:
     user = repository.user(session, user_id)
     if user is None or user.disabled_at is not None:
         raise Unauthorized("This account is disabled.")
     roles = repository.roles_of(session, user_id)
-    return Principal(user.id, user.email, user.is_operator, roles, via, credential_id, scopes)  # type: ignore[arg-type]
+    return Principal(user.id, user.email, user.is_operator, roles, via, credential_id, scopes)
 
 
 def logout(session: Session, principal: Principal, now: datetime) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, false, true
 from server.core.const import Role
 from server.core.errors import Forbidden, NotFound
 
+Via = Literal["session", "token", "system"]
 _RANK: dict[Role, int] = {Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
 
 
@@ -26,7 +27,7 @@ class Principal:
     email: str
     is_operator: bool
     roles: Mapping[int, Role] = field(default_factory=dict)
-    via: Literal["session", "token", "system"] = "session"
+    via: Via = "session"
     credential_id: int | None = None  # the session's or token's row id
     scopes: frozenset[str] = frozenset()
 
