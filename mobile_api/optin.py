@@ -6,13 +6,16 @@ from fastapi import APIRouter
 
 from mobile_api.schemas import OptInCreate, OptInPublic
 from server.api.deps import RuntimeDep, SessionDep
+from server.api.ratelimit import LimitedRoute, OptInRateLimit
 from server.subscribers import service as subscribers
 
-router = APIRouter()
+router = APIRouter(route_class=LimitedRoute)
 
 
 @router.post("/optin", response_model=OptInPublic, status_code=201, operation_id="mobile_opt_in")
-def opt_in(body: OptInCreate, session: SessionDep, runtime: RuntimeDep) -> OptInPublic:
+def opt_in(
+    body: OptInCreate, session: SessionDep, runtime: RuntimeDep, _limit: OptInRateLimit
+) -> OptInPublic:
     """Opt in with explicit consent; no name, e-mail or phone number is asked."""
     now = runtime.clock()
     opted = subscribers.opt_in(

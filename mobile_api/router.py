@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mobile_api import inbox, optin
+from mobile_api import inbox, optin, sightings
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-for part in (optin, inbox):
+for part in (optin, inbox, sightings):
     router.include_router(part.router)

@@ -52,6 +52,21 @@ def demo(
     raise typer.Exit(run_demo(get_settings(), host=host, port=port, phones=phones, seconds=seconds))
 
 
+@app.command()
+def purge() -> None:
+    """Roll raw sightings up into daily aggregates and delete those older than the retention period, once."""
+    from server.retention.tasks import purge as run_purge
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    report = run_purge(make_sessionmaker(engine), settings.retention_days, utcnow())
+    engine.dispose()
+    typer.echo(
+        f"aggregate rows written: {report.aggregated}; deleted: {report.events_deleted} proximity events, "
+        f"{report.visits_deleted} visits"
+    )
+
+
 @app.command("create-admin")
 def create_admin(
     email: str = typer.Option(..., prompt=True, help="Login e-mail of the platform operator."),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-only-change-me"  # noqa: S105 - refused outside development
 
@@ -28,9 +28,22 @@ class Settings(BaseSettings):
     prompt_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     visit_gap_seconds: int = Field(default=120, ge=10, le=3_600)
     max_request_bytes: int = Field(default=1_048_576, ge=1_024)
+    # Abuse limits for the phone API; the buckets are per process (see server/api/ratelimit.py).
+    optin_per_hour_per_client: int = Field(default=10, ge=1, le=100_000)
+    sightings_per_minute_per_device: int = Field(default=30, ge=1, le=10_000)
+    rate_limit_max_keys: int = Field(default=100_000, ge=100, le=10_000_000)
+    # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); empty: none is.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     scheduler_enabled: bool = True  # background jobs (EID rotation, retention purge) in this process
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

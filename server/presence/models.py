@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.db import Base, utcnow
+
+# The predicate of the phone rows' unique index; a literal, so that ON CONFLICT can infer the index.
+PHONE_ROWS = "source = 'phone'"
 
 
 class Visit(Base):
@@ -28,13 +31,31 @@ class Visit(Base):
 
 
 class ProximityEvent(Base):
-    """An enter/dwell/exit report. Only events that resolved to a subscriber are ever stored."""
+    """An enter/dwell/exit report. Only events that resolved to a subscriber are ever stored.
+
+    A gateway's event is idempotent per (gateway, key); a phone's own sighting (the iOS path) has no gateway
+    and is idempotent per (subscriber, key), through a partial unique index over the phone rows.
+    """
 
     __tablename__ = "proximity_events"
-    __table_args__ = (UniqueConstraint("gateway_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("gateway_id", "idempotency_key"),
+        Index(
+            "uq_proximity_events_phone_subscriber_id_idempotency_key",
+            "subscriber_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text(PHONE_ROWS),
+            postgresql_where=text(PHONE_ROWS),
+        ),
+        CheckConstraint(
+            "(source = 'gateway' AND gateway_id IS NOT NULL) OR (source = 'phone' AND gateway_id IS NULL)",
+            name="source_matches_gateway",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id", ondelete="CASCADE"))
+    gateway_id: Mapped[int | None] = mapped_column(ForeignKey("gateways.id", ondelete="CASCADE"))
     idempotency_key: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     subscriber_id: Mapped[uuid.UUID] = mapped_column(

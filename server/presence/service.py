@@ -1,22 +1,25 @@
-"""Ingest a gateway's batch: validate item by item, resolve EIDs, store idempotently, merge visits, decide."""
+"""Sightings in: a gateway's batch (validate item by item, resolve EIDs) or an iOS phone's own report; both
+are stored idempotently, merged into one visit per person and site, and decided by the same policy."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from server.core.const import EventKind
-from server.core.errors import validation_errors
+from server.core.const import EventKind, Outcome
+from server.core.errors import NahbarError, NotFound, validation_errors
 from server.policy.service import decide_for_visit
 from server.presence import repository
 from server.presence.eid_index import EidIndex
 from server.presence.models import ProximityEvent, Visit
 from server.presence.schemas import BatchResult, EventIn, FieldError, RejectedEvent
+from server.prompts.models import PromptDecision
 from server.sites.models import Gateway, Site
 from server.subscribers.models import Subscriber
 
@@ -29,6 +32,29 @@ MAX_CLOCK_AHEAD = timedelta(minutes=5)
 class IngestConfig:
     visit_gap: timedelta
     prompt_ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One presence report about a known person: a gateway's event, or an iOS phone's own sighting."""
+
+    key: str  # idempotency key: per gateway, or per subscriber for phone sightings
+    source: Literal["gateway", "phone"]
+    gateway_id: int | None
+    kind: EventKind
+    observed_at: datetime
+    rssi: float | None = None
+    distance_m: float | None = None
+    dwell_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What storing a sighting did: nothing (a duplicate), or stored and possibly decided."""
+
+    duplicate: bool
+    decision: PromptDecision | None  # the decision this sighting led to, if it led to one
+    stale: bool = False  # too old to decide on
 
 
 @dataclass(slots=True)
@@ -101,50 +127,157 @@ def _ingest_one(
         out.dropped += 1
         out.accepted.append(item.id)
         return
-    event_id = repository.insert_event(
-        session,
-        {
-            "gateway_id": gateway.id,
-            "idempotency_key": item.id,
-            "site_id": site.id,
-            "subscriber_id": subscriber.id,
-            "kind": item.kind.value,
-            "observed_at": item.observed_at,
-            "received_at": now,
-            "rssi": item.rssi,
-            "distance_m": item.distance_m,
-            "dwell_s": item.dwell_s,
-        },
+    sighting = Sighting(
+        key=item.id,
+        source="gateway",
+        gateway_id=gateway.id,
+        kind=item.kind,
+        observed_at=item.observed_at,
+        rssi=item.rssi,
+        distance_m=item.distance_m,
+        dwell_s=item.dwell_s,
     )
-    if event_id is None:
+    recorded = record_sighting(session, subscriber, site, sighting, config, now)
+    if recorded.duplicate:
         out.duplicates.append(item.id)
         return
     out.accepted.append(item.id)
+    out.prompts += recorded.decision is not None and recorded.decision.outcome == Outcome.PROMPTED
+
+
+def record_sighting(
+    session: Session,
+    subscriber: Subscriber,
+    site: Site,
+    sighting: Sighting,
+    config: IngestConfig,
+    now: datetime,
+) -> Recorded:
+    """Store a sighting idempotently, merge it into the person's visit at the site, and decide once per visit.
+
+    Both paths come here: a gateway's event about a resolved EID and an iOS phone's own iBeacon sighting, so
+    a person seen by a gateway and by their own phone at one site is one visit with one decision.
+    """
+    event_id = repository.insert_event(
+        session,
+        {
+            "gateway_id": sighting.gateway_id,
+            "idempotency_key": sighting.key,
+            "site_id": site.id,
+            "subscriber_id": subscriber.id,
+            "kind": sighting.kind.value,
+            "observed_at": sighting.observed_at,
+            "received_at": now,
+            "rssi": sighting.rssi,
+            "distance_m": sighting.distance_m,
+            "dwell_s": sighting.dwell_s,
+            "source": sighting.source,
+        },
+    )
+    if event_id is None:
+        return Recorded(duplicate=True, decision=None)
     event = session.get_one(ProximityEvent, event_id)
-    visit = _merge_into_visit(session, subscriber, site, item, config.visit_gap)
+    visit = _merge_into_visit(session, subscriber, site, sighting, config.visit_gap)
     event.visit_id = visit.id
-    if item.kind is not EventKind.EXIT and visit.decided_at is None:
-        decision = decide_for_visit(session, subscriber, site, visit, event, config.prompt_ttl_s)
-        out.prompts += decision.outcome == "prompted"
+    if sighting.kind is EventKind.EXIT or visit.decided_at is not None:
+        return Recorded(duplicate=False, decision=None)
+    if now - sighting.observed_at > timedelta(seconds=config.prompt_ttl_s):
+        # Reported too late (an outbox after an outage, an offline phone): the person has moved on, and a
+        # prompt now would be about a place they left. Counted, not decided; a fresh sighting still may be.
+        return Recorded(duplicate=False, decision=None, stale=True)
+    decision = decide_for_visit(session, subscriber, site, visit, event, config.prompt_ttl_s)
+    return Recorded(duplicate=False, decision=decision)
 
 
 def _merge_into_visit(
-    session: Session, subscriber: Subscriber, site: Site, item: EventIn, gap: timedelta
+    session: Session, subscriber: Subscriber, site: Site, sighting: Sighting, gap: timedelta
 ) -> Visit:
-    """One walk past one site is one visit, across EID rotations and all of the site's gateways."""
-    visit = repository.open_visit(session, subscriber.id, site.id, item.observed_at - gap)
+    """One walk past one site is one visit, across EID rotations, the site's gateways and the own phone."""
+    when = sighting.observed_at
+    visit = repository.open_visit(session, subscriber.id, site.id, when - gap, until=when + gap)
     if visit is None:
         visit = Visit(
             subscriber_id=subscriber.id,
             site_id=site.id,
-            started_at=item.observed_at,
-            last_seen_at=item.observed_at,
+            started_at=sighting.observed_at,
+            last_seen_at=sighting.observed_at,
         )
         session.add(visit)
         session.flush()
-    visit.last_seen_at = max(visit.last_seen_at, item.observed_at)
-    visit.dwell_s = max(visit.dwell_s, item.dwell_s, (visit.last_seen_at - visit.started_at).total_seconds())
-    if item.distance_m is not None:
-        visit.min_distance_m = min(visit.min_distance_m or item.distance_m, item.distance_m)
-    visit.ended_at = item.observed_at if item.kind is EventKind.EXIT else None
+    visit.started_at = min(visit.started_at, sighting.observed_at)
+    visit.last_seen_at = max(visit.last_seen_at, sighting.observed_at)
+    visit.dwell_s = max(
+        visit.dwell_s, sighting.dwell_s, (visit.last_seen_at - visit.started_at).total_seconds()
+    )
+    if sighting.distance_m is not None:
+        visit.min_distance_m = min(visit.min_distance_m or sighting.distance_m, sighting.distance_m)
+    if sighting.kind is EventKind.EXIT:
+        visit.ended_at = max(visit.ended_at or sighting.observed_at, sighting.observed_at)
+    elif visit.ended_at is not None and sighting.observed_at > visit.ended_at:
+        visit.ended_at = None  # back again within the gap: the same visit goes on
     return visit
+
+
+class SightingRejected(NahbarError):
+    status = 422
+    code = "validation_failed"
+
+
+class NoReason(StrEnum):
+    """Why a stored phone sighting led to no new decision (policy decisions carry their own reason)."""
+
+    DUPLICATE = "duplicate"  # an earlier delivery was stored and led to no decision either
+    EXIT = "exit"  # leaving is never a moment to prompt
+    VISIT_ALREADY_DECIDED = "visit_already_decided"  # one decision per visit
+    STALE = "stale"  # observed longer ago than a prompt lives
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneOutcome:
+    stored: bool
+    duplicate: bool
+    decision: PromptDecision | None
+    reason: str
+
+
+def report_phone_sighting(
+    session: Session,
+    subscriber: Subscriber,
+    region: tuple[str, int],
+    sighting: Sighting,
+    config: IngestConfig,
+    now: datetime,
+) -> PhoneOutcome:
+    """An iOS phone saw a site's iBeacon region (proximity UUID, major): record it and run the same decision.
+
+    A repeated delivery stores nothing and answers with the decision the first delivery led to, so an app that
+    lost the answer gets the same prompt back.
+    """
+    if sighting.observed_at > now + MAX_CLOCK_AHEAD:
+        raise SightingRejected(
+            "Invalid request: observed_at lies in the future; check the phone's clock.",
+            extra={"errors": [{"field": "observed_at", "message": "lies in the future; check the clock"}]},
+        )
+    ibeacon_uuid, major = region
+    site = repository.site_by_ibeacon_region(session, ibeacon_uuid, major)
+    if site is None:
+        raise NotFound(
+            f"No site uses the iBeacon region uuid={ibeacon_uuid} major={major}; "
+            "stop monitoring it and refresh the app's list of regions."
+        )
+    recorded = record_sighting(session, subscriber, site, sighting, config, now)
+    if recorded.duplicate:
+        earlier = repository.decision_for_phone_sighting(session, subscriber.id, sighting.key)
+        reason = earlier.reason if earlier is not None else NoReason.DUPLICATE
+        return PhoneOutcome(stored=False, duplicate=True, decision=earlier, reason=reason)
+    if recorded.decision is not None:
+        return PhoneOutcome(
+            stored=True, duplicate=False, decision=recorded.decision, reason=recorded.decision.reason
+        )
+    if sighting.kind is EventKind.EXIT:
+        reason = NoReason.EXIT
+    elif recorded.stale:
+        reason = NoReason.STALE
+    else:
+        reason = NoReason.VISIT_ALREADY_DECIDED
+    return PhoneOutcome(stored=True, duplicate=False, decision=None, reason=reason)

@@ -1,0 +1,192 @@
+"""Abuse limits for the phone API: token buckets per client address (opt-in) and per device (sightings).
+
+The buckets live in this process's memory. With several workers each keeps its own buckets, so a client
+may get up to (workers x limit) through; that stops runaway apps and casual scripts, which is the aim.
+Exact limits across workers would need a shared store. Memory is bounded: buckets that have refilled
+completely carry no information and are dropped, and beyond `max_keys` the least recently used bucket goes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+
+from server.api.deps import CurrentDevice, RuntimeDep
+from server.core.errors import NahbarError, problem
+
+Network = IPv4Network | IPv6Network
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float  # clock reading when `tokens` was computed
+
+
+class TokenBucketLimiter:
+    """`capacity` requests at once per key, refilled evenly over `period_s`; thread-safe."""
+
+    def __init__(
+        self, capacity: int, period_s: float, clock: Callable[[], float], max_keys: int = 100_000
+    ) -> None:
+        if capacity < 1 or period_s <= 0 or max_keys < 1:
+            raise ValueError("capacity and max_keys must be at least 1, period_s positive")
+        self.capacity = capacity
+        self.period_s = period_s
+        self.max_keys = max_keys
+        self._rate = capacity / period_s  # tokens per second
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()  # least recently used first
+
+    def take(self, key: str) -> float:
+        """Take a token for `key`: 0.0 if allowed, else the seconds until the next token."""
+        now = self._clock()
+        with self._lock:
+            self._drop_full(now)
+            bucket = self._buckets.pop(key, None)
+            tokens = (
+                self.capacity
+                if bucket is None
+                else min(self.capacity, bucket.tokens + max(0.0, now - bucket.at) * self._rate)
+            )
+            wait = 0.0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = (1 - tokens) / self._rate
+            self._buckets[key] = _Bucket(tokens, now)
+            if len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+            return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _drop_full(self, now: float) -> None:
+        # A bucket idle for a whole period is full again: forgetting it changes nothing.
+        while self._buckets:
+            oldest = next(iter(self._buckets.values()))
+            if now - oldest.at < self.period_s:
+                return
+            self._buckets.popitem(last=False)
+
+
+class RateLimited(NahbarError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, extra={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
+class LimitedRoute(APIRoute):
+    """A route whose `RateLimited` becomes 429 problem+json with a Retry-After header.
+
+    The app-wide problem handler sets no headers, so the route answers this one itself.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RateLimited as exc:
+                response = problem(exc.status, exc.code, exc.detail, **exc.extra)
+                response.headers["Retry-After"] = str(exc.retry_after_s)
+                return response
+
+        return run
+
+
+def _is_trusted(host: str, trusted: Sequence[Network]) -> bool:
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def client_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
+    """The caller's address: the TCP peer, or when that peer is a trusted proxy, the nearest untrusted hop
+    of X-Forwarded-For (hops to its left are whatever the client wrote, so they are never believed)."""
+    peer = request.client.host if request.client is not None else "unknown"
+    if not _is_trusted(peer, trusted_proxies):
+        return peer
+    hops = [hop.strip() for line in request.headers.getlist("x-forwarded-for") for hop in line.split(",")]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted_proxies):
+            try:
+                return str(ip_address(hop))
+            except ValueError:
+                return peer  # a proxy wrote something that is not an address: key on the proxy
+    return peer
+
+
+_registry_lock = threading.Lock()
+
+
+def _limiter(
+    request: Request, runtime: RuntimeDep, name: str, capacity: int, period_s: float
+) -> TokenBucketLimiter:
+    """The app's limiter `name`, made on first use with the runtime's clock (tests inject theirs)."""
+    state = request.app.state
+    with _registry_lock:
+        limiters: dict[str, TokenBucketLimiter] | None = getattr(state, "rate_limiters", None)
+        if limiters is None:
+            limiters = state.rate_limiters = {}
+        limiter = limiters.get(name)
+        if limiter is None:
+            max_keys = runtime.settings.rate_limit_max_keys
+            clock = runtime.clock
+            limiter = TokenBucketLimiter(capacity, period_s, lambda: clock().timestamp(), max_keys)
+            limiters[name] = limiter
+        return limiter
+
+
+def _take(limiter: TokenBucketLimiter, key: str, message: str) -> None:
+    wait = limiter.take(key)
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        raise RateLimited(
+            f"{message} Retry after {retry_after} s (the Retry-After header says so too).", retry_after
+        )
+
+
+def limit_optin(request: Request, runtime: RuntimeDep) -> None:
+    """At most `optin_per_hour_per_client` opt-ins an hour from one client address."""
+    settings = runtime.settings
+    per_hour = settings.optin_per_hour_per_client
+    limiter = _limiter(request, runtime, "optin", per_hour, 3600)
+    _take(
+        limiter,
+        client_address(request, settings.trusted_proxies),
+        f"Too many opt-ins from this address: at most {per_hour} an hour. An app opts in once per "
+        "install and keeps its device token.",
+    )
+
+
+def limit_sightings(request: Request, runtime: RuntimeDep, subscriber: CurrentDevice) -> None:
+    """At most `sightings_per_minute_per_device` sightings a minute from one device."""
+    per_minute = runtime.settings.sightings_per_minute_per_device
+    limiter = _limiter(request, runtime, "sightings", per_minute, 60)
+    _take(
+        limiter,
+        str(subscriber.id),
+        f"Too many sightings from this device: at most {per_minute} a minute. Report region transitions "
+        "(enter, exit) and a dwell every few minutes, not every ranging callback.",
+    )
+
+
+OptInRateLimit = Annotated[None, Depends(limit_optin)]
+SightingRateLimit = Annotated[None, Depends(limit_sightings)]
