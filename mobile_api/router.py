@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mobile_api import inbox, optin, sightings
+from mobile_api import channels, inbox, optin, pages, preferences, privacy, responses, sightings
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-for part in (optin, inbox, sightings):
+for part in (optin, inbox, preferences, channels, responses, privacy, pages, sightings):
     router.include_router(part.router)

@@ -38,9 +38,16 @@ def campaign(cid: int = 1, kind: str = "volunteer", priority: int = 0, **kw: obj
 
 
 def person(
-    scopes: tuple[str, ...] = ("volunteer", "donation"), today: int = 0, language: str = "de"
+    scopes: tuple[str, ...] = ("volunteer", "donation"),
+    today: int = 0,
+    language: str = "de",
+    not_sites: tuple[int, ...] = (),
+    not_orgs: tuple[int, ...] = (),
+    quiet: tuple[str, str] | None = None,
 ) -> Person:
-    return Person(uuid.UUID(int=7), frozenset(scopes), language, today)
+    return Person(
+        uuid.UUID(int=7), frozenset(scopes), language, today, frozenset(not_sites), frozenset(not_orgs), quiet
+    )
 
 
 def situation(now: datetime = NOON_BERLIN, zone: str | None = "Europe/Berlin") -> Situation:
@@ -66,10 +73,49 @@ def situation(now: datetime = NOON_BERLIN, zone: str | None = "Europe/Berlin") -
         (person(), [campaign(daily_from="11:00", daily_until="13:00")], situation(), Reason.PROMPTED),
         (person(("donation",)), [campaign()], situation(), Reason.SCOPE_NOT_CONSENTED),
         (person(today=1), [campaign()], situation(), Reason.GLOBAL_DAILY_CAP),
+        # "not here" is about the site (id 1 in `situation`), whatever runs there, and checked first
+        (person(not_sites=(1,)), [campaign()], situation(), Reason.NOT_HERE),
+        (person(not_sites=(1,)), [], situation(zone=None), Reason.NOT_HERE),
+        (person(not_sites=(2,)), [campaign()], situation(), Reason.PROMPTED),
+        # "not this charity" skips that charity's campaigns; only when nothing else runs is it the reason
+        (person(not_orgs=(1,)), [campaign()], situation(), Reason.NOT_THIS_ORG),
+        (
+            person(not_orgs=(1,)),
+            [campaign(1), campaign(2, organisation_id=1)],
+            situation(),
+            Reason.NOT_THIS_ORG,
+        ),
+        (person(not_orgs=(1,)), [campaign(1), campaign(2, organisation_id=2)], situation(), Reason.PROMPTED),
+        (person(not_orgs=(2,)), [campaign()], situation(), Reason.PROMPTED),
+        (person(not_orgs=(1,)), [campaign(status="paused")], situation(), Reason.NO_ACTIVE_CAMPAIGN),
+        (
+            person(("donation",), not_orgs=(2,)),
+            [campaign(organisation_id=2)],
+            situation(),
+            Reason.NOT_THIS_ORG,
+        ),
+        # the person's own quiet hours, in the site's local time (noon in Berlin), may wrap midnight
+        (person(quiet=("11:30", "13:00")), [campaign()], situation(), Reason.PERSON_QUIET_HOURS),
+        (person(quiet=("10:00", "12:00")), [campaign()], situation(), Reason.PROMPTED),
+        (person(quiet=("22:00", "12:30")), [campaign()], situation(), Reason.PERSON_QUIET_HOURS),
+        (person(quiet=("12:00", "11:59")), [campaign()], situation(), Reason.PERSON_QUIET_HOURS),
+        (person(quiet=("12:01", "12:00")), [campaign()], situation(), Reason.PROMPTED),
+        (person(quiet=("11:30", "13:00")), [campaign()], situation(zone=None), Reason.SITE_NO_TIMEZONE),
+        (
+            person(("donation",), not_orgs=(1,)),
+            [campaign(1), campaign(2, organisation_id=2)],
+            situation(),
+            Reason.SCOPE_NOT_CONSENTED,
+        ),
     ],
 )
 def test_reasons(who, campaigns, where, reason):
     assert decide(who, campaigns, where).reason is reason
+
+
+def test_an_excluded_charity_never_wins_even_with_the_highest_priority():
+    mine, theirs = campaign(1, priority=1, organisation_id=1), campaign(2, priority=9, organisation_id=2)
+    assert decide(person(not_orgs=(2,)), [mine, theirs], situation()).campaign_id == 1
 
 
 def test_the_local_day_is_the_sites_calendar_day():

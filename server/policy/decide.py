@@ -15,8 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 class Reason(StrEnum):
     PROMPTED = "prompted"
+    NOT_HERE = "not_here"  # the person said "not at this site": forever
     SITE_NO_TIMEZONE = "site_no_timezone"
     NO_ACTIVE_CAMPAIGN = "no_active_campaign"
+    PERSON_QUIET_HOURS = "person_quiet_hours"  # inside the quiet hours the person set (site's local time)
+    NOT_THIS_ORG = "not_this_org"  # every running campaign here is from a charity the person excluded
     SCOPE_NOT_CONSENTED = "scope_not_consented"
     GLOBAL_DAILY_CAP = "global_daily_cap"
 
@@ -48,6 +51,9 @@ class Person:
     scopes: frozenset[str]
     language: str
     prompts_today: int  # prompts already given on `local_day` (the site's calendar day)
+    excluded_sites: frozenset[int] = frozenset()  # "not at this site"
+    excluded_organisations: frozenset[int] = frozenset()  # "not from this charity"
+    quiet_hours: tuple[str, str] | None = None  # own quiet hours, local HH:MM start and end
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +124,21 @@ def pick_variant(campaign: CampaignOption, person: Person, site_language: str) -
 
 def decide(person: Person, campaigns: list[CampaignOption], situation: Situation) -> Decision:
     """At most one campaign for this person now, or the reason why none."""
+    if situation.site_id in person.excluded_sites:
+        return Decision(Reason.NOT_HERE)
     zone = site_zone(situation.site_timezone)
     if zone is None:
         return Decision(Reason.SITE_NO_TIMEZONE)
     local_now = situation.now.astimezone(zone)
     day = local_now.date()
+    if person.quiet_hours is not None and in_daily_window(local_now.time(), *person.quiet_hours):
+        return Decision(Reason.PERSON_QUIET_HOURS, local_day=day)
     running = [c for c in campaigns if is_running(c, situation.now, local_now.time())]
     if not running:
         return Decision(Reason.NO_ACTIVE_CAMPAIGN, local_day=day)
+    running = [c for c in running if c.organisation_id not in person.excluded_organisations]
+    if not running:
+        return Decision(Reason.NOT_THIS_ORG, local_day=day)
     consented = [c for c in running if c.kind in person.scopes]
     if not consented:
         return Decision(Reason.SCOPE_NOT_CONSENTED, local_day=day)

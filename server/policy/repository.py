@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import func, select
@@ -11,7 +12,14 @@ from sqlalchemy.orm import Session
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.policy.decide import CampaignOption, VariantOption
 from server.prompts.models import PromptDecision
+from server.subscribers.models import Exclusion
 from server.tenancy.models import PlatformSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    sites: frozenset[int]
+    organisations: frozenset[int]
 
 
 def campaigns_at_site(session: Session, site_id: int) -> list[CampaignOption]:
@@ -60,3 +68,14 @@ def prompts_on_day(session: Session, subscriber_id: uuid.UUID, day: date) -> int
 def platform_settings(session: Session) -> PlatformSettings:
     settings = session.scalar(select(PlatformSettings).limit(1))
     return settings if settings is not None else PlatformSettings(max_prompts_per_day=1)
+
+
+def exclusions(session: Session, subscriber_id: uuid.UUID) -> Excluded:
+    """The sites ("not here") and charities ("not this charity") the person excluded."""
+    rows = session.execute(
+        select(Exclusion.site_id, Exclusion.organisation_id).where(Exclusion.subscriber_id == subscriber_id)
+    ).all()
+    return Excluded(
+        sites=frozenset(site for site, _ in rows if site is not None),
+        organisations=frozenset(org for _, org in rows if org is not None),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -32,11 +33,21 @@ def decide_for_visit(
         max_per_day=repository.platform_settings(session).max_prompts_per_day,
     )
     campaigns = repository.campaigns_at_site(session, site.id)
-    person = Person(subscriber.id, frozenset(subscriber.scopes), subscriber.language, prompts_today=0)
+    excluded = repository.exclusions(session, subscriber.id)
+    quiet = (subscriber.preferences or {}).get("quiet_hours")
+    person = Person(
+        subscriber.id,
+        frozenset(subscriber.scopes),
+        subscriber.language,
+        prompts_today=0,
+        excluded_sites=excluded.sites,
+        excluded_organisations=excluded.organisations,
+        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+    )
     first = decide(person, campaigns, situation)
     if first.local_day is not None:
         used = repository.prompts_on_day(session, subscriber.id, first.local_day)
-        person = Person(person.subscriber_id, person.scopes, person.language, prompts_today=used)
+        person = replace(person, prompts_today=used)
         decision = decide(person, campaigns, situation)
     else:
         decision, used = first, 0
