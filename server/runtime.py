@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.config import Settings
@@ -53,10 +54,15 @@ class Runtime:
         # Keys are read and unsealed here, once, and every window built: the app serves only when the index
         # can answer. Rotations after this are the eid-rotation job's (server/presence/tasks.py).
         started = time.monotonic()
-        count = index.load()
-        log.info(
-            "EID index loaded", extra={"subscribers": count, "seconds": round(time.monotonic() - started, 3)}
-        )
+        try:
+            count = index.load()
+        except SQLAlchemyError as exc:
+            # Database down or not migrated yet: serve anyway (readyz says why), refuse events with 503 so
+            # gateways keep them, and let the eid-rotation job load the keys once the database can answer.
+            log.warning("EID index not loaded yet: %s", type(exc).__name__)
+        else:
+            seconds = round(time.monotonic() - started, 3)
+            log.info("EID index loaded", extra={"subscribers": count, "seconds": seconds})
         return cls(settings, engine, sessions, sealer, index, clock)
 
     def close(self) -> None:

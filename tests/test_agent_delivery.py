@@ -147,7 +147,10 @@ def _depth(outbox: Path) -> int:
 def test_sigkill_mid_flush_then_restart_loses_nothing_and_duplicates_nothing(
     database_url: str, session: Session, tmp_path: Path
 ):
-    settings = Settings(environment="test", database_url=database_url, secret_key="k" * 40)
+    # 20 phones opt in from this one test client: above the per-client opt-in limit meant for the public.
+    settings = Settings(
+        environment="test", database_url=database_url, secret_key="k" * 40, optin_per_hour_per_client=100
+    )
     now = datetime.now(UTC)
     charity = make_charity(session, now)
     state = tmp_path / "agent"

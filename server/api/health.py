@@ -22,7 +22,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", operation_id="readyz", response_model=None)
 def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
-    """The database answers and its schema is at the newest migration."""
+    """The database answers, its schema is at the newest migration, and the EID index is loaded."""
     try:
         with runtime.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -36,4 +36,6 @@ def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
             "migrations_pending",
             f"Database schema is at {current}, code expects {head}: run 'nahbar migrate'.",
         )
+    if not runtime.eid_index.loaded:
+        return problem(503, "eid_index_loading", "The opted-in phones' keys are still being loaded.")
     return {"status": "ready", "schema": head or ""}

@@ -49,6 +49,11 @@ class Gone(NahbarError):
     code = "gone"
 
 
+class ServiceUnavailable(NahbarError):
+    status = 503
+    code = "service_unavailable"
+
+
 class PayloadTooLarge(NahbarError):
     status = 413
     code = "payload_too_large"

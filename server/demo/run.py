@@ -53,6 +53,9 @@ def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: 
     engine.dispose()
     typer.echo(f"database {settings.database_url} migrated and seeded: {', '.join(s.name for s in sites)}")
 
+    # Every simulated phone opts in from this machine's one address; let the demo's own street through.
+    limit = max(settings.optin_per_hour_per_client, phones)
+    settings = settings.model_copy(update={"optin_per_hour_per_client": limit})
     server = _DemoServer(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
     asyncio.run(_serve_with_street(server, f"http://{host}:{port}", sites, phones, seconds))
     typer.echo("demo stopped")

@@ -205,6 +205,11 @@ class EidIndex:
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the keys were read; until then nothing resolves and events must be refused, not dropped."""
+        return self._loaded
+
     # --- loading and rotating ---------------------------------------------------------------------------
 
     def load(self) -> int:

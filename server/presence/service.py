@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from server.core.const import EventKind, Outcome
-from server.core.errors import NahbarError, NotFound, validation_errors
+from server.core.errors import NahbarError, NotFound, ServiceUnavailable, validation_errors
 from server.policy.service import decide_for_visit
 from server.presence import repository
 from server.presence.eid_index import EidIndex
@@ -93,6 +93,9 @@ def ingest(
     now: datetime,
 ) -> BatchResult:
     """Process a batch. Valid items are kept even when others are rejected (partial batches)."""
+    if not index.loaded:
+        # Resolving now would drop every event as "not opted in"; a 503 makes the gateway keep and resend.
+        raise ServiceUnavailable("The server is still loading opted-in phones' keys; retry in a few seconds.")
     site = session.get(Site, gateway.site_id)
     assert site is not None  # foreign key
     out = _Outcome()
