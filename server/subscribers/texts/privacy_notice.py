@@ -81,7 +81,8 @@ def german(retention_days: int, operator_url: str) -> Document:
             Section(
                 "Speicherdauer",
                 items=(
-                    f"Sichtungen: {retention_days} Tage, dann automatisch gelöscht. Es bleiben nur tägliche "
+                    f"Sichtungen und die daraus gebildeten Besuche: {retention_days} Tage, dann automatisch "
+                    "gelöscht. Es bleiben nur tägliche "
                     "Zählungen je Ort ohne Bezug zu Ihnen.",
                     "Alles andere: bis Sie Ihre Einwilligung widerrufen.",
                     "Nach dem Widerruf: nur der Einwilligungsnachweis (Textversion, Themen, Sprache, "
@@ -174,7 +175,8 @@ def english(retention_days: int, operator_url: str) -> Document:
             Section(
                 "How long we keep data",
                 items=(
-                    f"Sightings: {retention_days} days, then deleted automatically. Only daily counts per "
+                    f"Sightings and the visits formed from them: {retention_days} days, then deleted "
+                    "automatically. Only daily counts per "
                     "place remain, with no link to you.",
                     "Everything else: until you withdraw your consent.",
                     "After withdrawal: only the proof of consent (text version, topics, language, times of "
