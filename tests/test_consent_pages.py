@@ -103,7 +103,7 @@ def test_an_unknown_version_is_a_404_problem_that_does_not_echo_the_path(client)
     [
         (
             "de",
-            ["pseudonyme Kennung", "verschlüsselt", "Sichtungen: 14 Tage", "Entscheidungen", "Reaktionen"],
+            ["pseudonyme Kennung", "verschlüsselt", "Besuche: 14 Tage", "Entscheidungen", "Reaktionen"],
             ["Keinen Namen, keine E-Mail-Adresse, keine Telefonnummer", "Keine MAC-Adresse"],
             [
                 "Art. 15 und 20",
@@ -114,7 +114,7 @@ def test_an_unknown_version_is_a_404_problem_that_does_not_echo_the_path(client)
         ),
         (
             "en",
-            ["pseudonymous identifier", "encrypted", "Sightings: 14 days", "Decisions", "responses"],
+            ["pseudonymous identifier", "encrypted", "visits formed from them: 14 days", "Decisions", "responses"],
             ["No name, no e-mail address, no phone number", "No MAC address"],
             ["Art. 15 and 20", "Withdrawal and erasure in one step", "Art. 77", "operator of this platform"],
         ),
@@ -142,7 +142,7 @@ def test_the_retention_period_shown_is_the_configured_one(settings, clock):
     settings = settings.model_copy(update={"retention_days": 7, "public_url": "https://nahbar.example/<&>"})
     with TestClient(create_app(settings, clock=clock)) as client:
         answer = client.get("/mobile/v1/privacy", params={"lang": "en"})
-    assert "Sightings: 7 days" in " ".join(parse(answer.text).text)
+    assert "visits formed from them: 7 days" in " ".join(parse(answer.text).text)
     assert "https://nahbar.example/&lt;&amp;&gt;" in answer.text  # escaped, never raw
     assert "<&>" not in answer.text
 
