@@ -9,11 +9,12 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server.core.const import ChannelKind, DeliveryStatus, Outcome
+from server.core.const import Outcome
 from server.policy import repository
 from server.policy.decide import Decision, Person, Reason, Situation, decide
 from server.presence.models import ProximityEvent, Visit
-from server.prompts.models import Delivery, PromptDecision
+from server.prompts.deliveries import create_deliveries
+from server.prompts.models import PromptDecision
 from server.sites.models import Site
 from server.subscribers.models import Subscriber
 
@@ -102,7 +103,5 @@ def _record(
     except IntegrityError:
         return None
     if decision.prompted:
-        session.add(
-            Delivery(decision_id=row.id, channel_kind=ChannelKind.INBOX, status=DeliveryStatus.AVAILABLE)
-        )
+        create_deliveries(session, row)
     return row
