@@ -34,6 +34,17 @@ class Runtime:
     eid_index: EidIndex
     clock: Callable[[], datetime]
 
+    def keys_since(self, since: datetime) -> Iterator[Keyed]:
+        """The keys of subscribers who opted in at or after `since` (for workers that did not see it)."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Subscriber.id, Subscriber.identity_key_sealed, Subscriber.rotation_exponent).where(
+                    Subscriber.created_at >= since
+                )
+            )
+            for sub_id, sealed, k in rows:
+                yield Keyed(sub_id, self.sealer.open(sealed, sub_id.bytes), k)
+
     @classmethod
     def build(cls, settings: Settings, clock: Callable[[], datetime] = system_clock) -> Runtime:
         engine = make_engine(settings.database_url)

@@ -203,3 +203,15 @@ def test_resolving_from_threads_while_rotating_gives_no_wrong_answers(clock: Clo
     assert errors == []
     assert wrong == []
     assert exact > 0
+
+
+def test_an_index_with_nobody_in_it_answers_at_once(clock: Clock):
+    # A fresh platform has no subscribers: resolve must not wait for a rotation that has nothing to build.
+    index = EidIndex(lambda: [], clock=clock, catch_up_wait_s=3600)
+    index.load()
+    answers: list[uuid.UUID | None] = []
+    worker = threading.Thread(target=lambda: answers.append(index.resolve(bytes(8))), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert answers == [None], "resolve blocked on an empty index"
+    assert len(index) == 0

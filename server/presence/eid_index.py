@@ -136,6 +136,7 @@ class EidIndex:
         self._kick: threading.Thread | None = None
         self.stats = RotationStats()
         self._reset()
+        self.synced_at: float | None = None  # clock time of the last load or opt-in sync
         # What resolve reads, swapped as one tuple: the tables (current window first) and who is alive.
         self._view: tuple[tuple[Table, ...], bytearray, array[int]] = ((), self._alive, self._ids)
         self._fresh = (math.inf, -math.inf)  # resolve asks for a rotation outside [low, high)
@@ -215,11 +216,15 @@ class EidIndex:
     def load(self) -> int:
         """Read and unseal every key once and build all windows around now; the number of subscribers."""
         with self._rotating, self._lock:
+            self.synced_at = self._clock()
             self._reset()
             for keyed in self._load():
                 self._append(keyed)
             self._loaded = True
             self._rotate_locked(hold_writer=True)
+            # With nobody opted in no rotation publishes; publish the empty view, or every resolve would
+            # wait for a catch-up that has nothing to cover.
+            self._publish()
             return self._count
 
     def rebuild(self) -> None:
@@ -411,24 +416,46 @@ class EidIndex:
                 _insert(grown, key, number)
         return grown
 
+    def __contains__(self, subscriber_id: object) -> bool:
+        """Whether the subscriber's EIDs resolve (a linear search: for syncing, not for requests)."""
+        if not isinstance(subscriber_id, uuid.UUID):
+            return False
+        with self._lock:
+            return self._find_locked(subscriber_id) is not None
+
+    def add_missing(self, keyed: Iterable[Keyed]) -> int:
+        """Add the subscribers not yet known (opt-ins another worker took); how many were added."""
+        added = 0
+        for entry in keyed:
+            if entry.subscriber_id not in self:
+                self.add(entry)
+                added += 1
+        return added
+
     def remove(self, subscriber_id: uuid.UUID) -> None:
         """Withdrawal: none of the subscriber's EIDs resolves from now on."""
         with self._lock:
             self._remove_locked(subscriber_id)
 
-    def _remove_locked(self, subscriber_id: uuid.UUID) -> None:
+    def _find_locked(self, subscriber_id: uuid.UUID) -> int | None:
         # A linear search (a few ms at a million): withdrawals are rare, and a dict of a million UUIDs
-        # would cost more than the tables. The id stays (resolve may be reading it); the keys go.
+        # would cost more than the tables.
         wanted = array("Q", divmod(subscriber_id.int, 1 << 64)).tobytes()
         packed = self._ids.tobytes()
         position = packed.find(wanted)
         while position != -1:
             number = position >> 4
             if position % 16 == 0 and self._alive[number]:
-                self._alive[number] = 0  # resolve checks this: effective at once
-                row = number << 4
-                for rows in (self._keys, *self._tk):
-                    rows[row : row + 16] = bytes(16)
-                self._count -= 1
-                return
+                return number
             position = packed.find(wanted, position + 1)
+        return None
+
+    def _remove_locked(self, subscriber_id: uuid.UUID) -> None:
+        number = self._find_locked(subscriber_id)
+        if number is None:
+            return
+        self._alive[number] = 0  # resolve checks this: effective at once
+        row = number << 4  # the id stays (resolve may be reading it); the keys go
+        for rows in (self._keys, *self._tk):
+            rows[row : row + 16] = bytes(16)
+        self._count -= 1
