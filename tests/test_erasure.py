@@ -89,7 +89,7 @@ def test_export_then_withdrawal_erases_everything_and_keeps_only_unlinked_proof(
         assert export[key], f"the export lacks {key}"
     assert len(export["consent_records"]) == 2
     assert len(export["proximity_events"]) == 2
-    assert export["decisions"][0]["reason"] == "prompted"
+    assert [d["reason"] for d in export["decisions"]] == ["dwell_too_short", "prompted"]  # enter, dwell
     assert {r["kind"] for r in export["responses"]} == {"opened", "not_here"}
     assert export["push_channels"][0]["endpoint"] == subscription["endpoint"]
     assert export["push_channels"][0]["keys"] == subscription["keys"]

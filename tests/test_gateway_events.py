@@ -20,7 +20,9 @@ def test_event_batch_prompts_the_phone_and_a_repeat_stores_nothing(client, sessi
     charity = make_charity(session, clock())
     gateway = enrol(client, charity.enrolment_code)
     phone = opt_in(client, ["volunteer"], language="en")
-    batch = {"events": [event("evt-0001-a", phone, clock()), event("evt-0002-a", phone, clock(), "dwell", 5)]}
+    batch = {
+        "events": [event("evt-0001-a", phone, clock()), event("evt-0002-a", phone, clock(), "dwell", 20)]
+    }
 
     first = client.post("/gateway/v1/events", json=batch, headers=gateway)
     assert first.status_code == 200, first.text
@@ -61,7 +63,7 @@ def test_malformed_items_are_named_and_the_valid_ones_are_kept(client, session, 
     phone = opt_in(client)
     bad_time = event("evt-bad-time", phone, clock()) | {"observed_at": "yesterday"}
     bad_kind = event("evt-bad-kind", phone, clock()) | {"kind": "loiter"}
-    batch = {"events": [event("evt-good-1", phone, clock()), bad_time, bad_kind]}
+    batch = {"events": [event("evt-good-1", phone, clock(), "dwell", 20), bad_time, bad_kind]}
 
     answer = client.post("/gateway/v1/events", json=batch, headers=gateway)
 
@@ -108,11 +110,15 @@ def test_one_prompt_per_person_per_day_and_the_reason_is_recorded(client, sessio
     phone = opt_in(client)
 
     client.post(
-        "/gateway/v1/events", json={"events": [event("evt-h-00001", phone, clock())]}, headers=at_hospice
+        "/gateway/v1/events",
+        json={"events": [event("evt-h-00001", phone, clock(), "dwell", 20)]},
+        headers=at_hospice,
     )
     later = clock.advance(3600)
     answer = client.post(
-        "/gateway/v1/events", json={"events": [event("evt-t-00001", phone, later)]}, headers=at_foodbank
+        "/gateway/v1/events",
+        json={"events": [event("evt-t-00001", phone, later, "dwell", 20)]},
+        headers=at_foodbank,
     )
     assert answer.json()["prompts"] == 0
 
@@ -121,7 +127,9 @@ def test_one_prompt_per_person_per_day_and_the_reason_is_recorded(client, sessio
     assert reasons == ["prompted", "global_daily_cap"]
     clock.advance(24 * 3600)  # the next local day
     answer = client.post(
-        "/gateway/v1/events", json={"events": [event("evt-t-00002", phone, clock())]}, headers=at_foodbank
+        "/gateway/v1/events",
+        json={"events": [event("evt-t-00002", phone, clock(), "dwell", 20)]},
+        headers=at_foodbank,
     )
     assert answer.json()["prompts"] == 1
 

@@ -10,7 +10,9 @@ def test_each_phone_sees_only_its_own_prompts(client, session, clock: Clock):
     gateway = enrol(client, make_charity(session, clock()).enrolment_code)
     walker, bystander = opt_in(client), opt_in(client)
     client.post(
-        "/gateway/v1/events", json={"events": [event("evt-m-00001", walker, clock())]}, headers=gateway
+        "/gateway/v1/events",
+        json={"events": [event("evt-m-00001", walker, clock(), "dwell", 20)]},
+        headers=gateway,
     )
     assert len(client.get("/mobile/v1/me/prompts", headers=walker.headers).json()["prompts"]) == 1
     assert client.get("/mobile/v1/me/prompts", headers=bystander.headers).json() == {"prompts": []}

@@ -46,7 +46,9 @@ def reasons(session: Session) -> list[str]:
 def walk_past(client: TestClient, gateway: dict[str, str], phone: Phone, clock: Clock, key: str) -> int:
     """A new visit (well after the last one) reported by the gateway; returns the number of prompts."""
     clock.advance(900)
-    answer = client.post("/gateway/v1/events", json={"events": [event(key, phone, clock())]}, headers=gateway)
+    answer = client.post(
+        "/gateway/v1/events", json={"events": [event(key, phone, clock(), "dwell", 20)]}, headers=gateway
+    )
     assert answer.status_code == 200, answer.text
     return int(answer.json()["prompts"])
 

@@ -138,7 +138,9 @@ def test_a_gateway_and_the_own_phone_at_one_site_within_the_gap_are_one_visit(cl
     phone = opt_in(client)
 
     seen = client.post(
-        "/gateway/v1/events", json={"events": [event("evt-g-0001", phone, clock())]}, headers=gateway
+        "/gateway/v1/events",
+        json={"events": [event("evt-g-0001", phone, clock(), "dwell", 20)]},
+        headers=gateway,
     )
     assert seen.json()["prompts"] == 1
     later = clock.advance(60)  # within the 120 s visit gap

@@ -1,4 +1,4 @@
-"""The prompt decision as a pure function of (event, person, campaigns, caps, now).
+"""The prompt decision as a pure function of (event, person, history, campaigns, caps, now).
 
 The live path, the explain endpoint and the simulator all call `decide`; it never touches the database.
 """
@@ -7,21 +7,34 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime, time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from server.core import const
 
 
 class Reason(StrEnum):
     PROMPTED = "prompted"
     NOT_HERE = "not_here"  # the person said "not at this site": forever
-    SITE_NO_TIMEZONE = "site_no_timezone"
-    NO_ACTIVE_CAMPAIGN = "no_active_campaign"
+    SITE_NO_TIMEZONE = "site_no_timezone"  # fail-closed: no local time, no quiet hours, no prompt
+    QUIET_HOURS = "quiet_hours"  # the platform's quiet hours in the site's time zone
     PERSON_QUIET_HOURS = "person_quiet_hours"  # inside the quiet hours the person set (site's local time)
+    NO_ACTIVE_CAMPAIGN = "no_active_campaign"
     NOT_THIS_ORG = "not_this_org"  # every running campaign here is from a charity the person excluded
     SCOPE_NOT_CONSENTED = "scope_not_consented"
+    DWELL_TOO_SHORT = "dwell_too_short"  # not yet: a later event of the same visit may still prompt
+    DWELL_TOO_LONG = "dwell_too_long"  # likely staff or a visiting relative
     GLOBAL_DAILY_CAP = "global_daily_cap"
+    GLOBAL_WEEKLY_CAP = "global_weekly_cap"
+    GLOBAL_MONTHLY_CAP = "global_monthly_cap"
+    ORG_COOLDOWN = "org_cooldown"
+    CAMPAIGN_ACCEPTED = "campaign_accepted"  # accepted once: never asked again
+    CAMPAIGN_DISMISSED = "campaign_dismissed"
+    CAMPAIGN_ONCE = "campaign_once"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +56,20 @@ class CampaignOption:
     daily_from: str | None  # local HH:MM
     daily_until: str | None
     variants: tuple[VariantOption, ...]
+    daily_budget: int | None = None  # prompts per (site-local) day across the campaign's sites
+    min_dwell_s: int | None = None
+    max_dwell_s: int | None = None
+    org_prompts_per_week: int | None = None  # the charity's own, stricter weekly cap
+    org_cooldown_days: int | None = None  # the charity's own, longer cooldown
+
+
+@dataclass(frozen=True, slots=True)
+class OwnCaps:
+    """The person's own caps (None: the platform's)."""
+
+    per_day: int | None = None
+    per_week: int | None = None
+    per_month: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +77,43 @@ class Person:
     subscriber_id: uuid.UUID
     scopes: frozenset[str]
     language: str
-    prompts_today: int  # prompts already given on `local_day` (the site's calendar day)
     excluded_sites: frozenset[int] = frozenset()  # "not at this site"
     excluded_organisations: frozenset[int] = frozenset()  # "not from this charity"
     quiet_hours: tuple[str, str] | None = None  # own quiet hours, local HH:MM start and end
+    caps: OwnCaps = OwnCaps()
+
+
+@dataclass(frozen=True, slots=True)
+class PastPrompt:
+    at: datetime
+    local_day: date  # the calendar day at the site where it was given
+    organisation_id: int
+    campaign_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the person was asked and answered, and what the campaigns here already spent today."""
+
+    prompts: tuple[PastPrompt, ...] = ()  # the last 30 days at least, and every campaign's last prompt
+    dismissed: Mapping[int, datetime] = field(default_factory=dict)  # campaign -> latest dismissal
+    accepted: frozenset[int] = frozenset()  # campaigns the person accepted
+    budget_used: Mapping[int, int] = field(default_factory=dict)  # campaign -> prompts on today's local day
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The operator's maxima and defaults; charities, campaigns and people may only be stricter."""
+
+    max_per_day: int = const.DEFAULT_MAX_PER_DAY
+    max_per_week: int = const.DEFAULT_MAX_PER_WEEK
+    max_per_month: int = const.DEFAULT_MAX_PER_MONTH
+    org_cooldown_days: int = const.DEFAULT_ORG_COOLDOWN_DAYS
+    dismiss_cooldown_days: int = const.DEFAULT_DISMISS_COOLDOWN_DAYS
+    min_dwell_s: int = const.DEFAULT_MIN_DWELL_S
+    max_dwell_s: int = const.DEFAULT_MAX_DWELL_S
+    quiet_start: str = const.DEFAULT_QUIET_START
+    quiet_end: str = const.DEFAULT_QUIET_END
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +122,18 @@ class Situation:
     site_id: int
     site_timezone: str | None
     site_language: str
-    max_per_day: int
+    dwell_s: float = float(const.DEFAULT_MIN_DWELL_S)  # how long the person has been here this visit
+    policy: Policy = Policy()
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One step of the chain: what was checked, whether anything was left, and what it removed."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+    remaining: tuple[int, ...] = ()  # campaign ids still eligible after this step
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +143,7 @@ class Decision:
     campaign_id: int | None = None
     variant_id: int | None = None
     language: str | None = None
+    checks: tuple[Check, ...] = ()
 
     @property
     def prompted(self) -> bool:
@@ -92,6 +164,10 @@ def _hhmm(value: str) -> time:
     return time(int(hours), int(minutes))
 
 
+def _minutes(value: time) -> int:
+    return value.hour * 60 + value.minute
+
+
 def in_daily_window(local: time, start: str | None, end: str | None) -> bool:
     """Whether local time falls in [start, end); a window may wrap past midnight; no window = all day."""
     if start is None or end is None:
@@ -110,6 +186,24 @@ def is_running(campaign: CampaignOption, now: datetime, local: time) -> bool:
     )
 
 
+def paced_allowance(campaign: CampaignOption, local: time, policy: Policy) -> int | None:
+    """How much of today's budget may be spent by now: linear over the campaign's daily hours (or the
+    hours outside quiet hours), at least one prompt as soon as the window opens. None: no budget."""
+    if campaign.daily_budget is None:
+        return None
+    start, end = (
+        (campaign.daily_from, campaign.daily_until)
+        if campaign.daily_from and campaign.daily_until
+        else (policy.quiet_end, policy.quiet_start)
+    )
+    lo, hi, at = _minutes(_hhmm(start)), _minutes(_hhmm(end)), _minutes(local) + local.second / 60
+    length = (hi - lo) % 1440 or 1440
+    elapsed = (at - lo) % 1440
+    if elapsed >= length:  # outside the window (the schedule check already keeps this away)
+        elapsed = length
+    return min(campaign.daily_budget, int(campaign.daily_budget * elapsed / length) + 1)
+
+
 def pick_variant(campaign: CampaignOption, person: Person, site_language: str) -> VariantOption:
     """The person's language, else the site's, else any; A/B arms stable per person and campaign."""
     for language in (person.language, site_language):
@@ -122,28 +216,166 @@ def pick_variant(campaign: CampaignOption, person: Person, site_language: str) -
     return arms[int.from_bytes(digest[:4], "big") % len(arms)]
 
 
-def decide(person: Person, campaigns: list[CampaignOption], situation: Situation) -> Decision:
-    """At most one campaign for this person now, or the reason why none."""
-    if situation.site_id in person.excluded_sites:
-        return Decision(Reason.NOT_HERE)
+def _strictest(*caps: int | None) -> int:
+    return min(c for c in caps if c is not None)
+
+
+class _Chain:
+    """Filters the candidate campaigns step by step and remembers every step for explain."""
+
+    def __init__(self, candidates: list[CampaignOption]) -> None:
+        self.candidates = candidates
+        self.checks: list[Check] = []
+
+    def gate(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(name, ok, detail, tuple(c.id for c in self.candidates)))
+        return ok
+
+    def keep(self, name: str, test: Callable[[CampaignOption], str | None]) -> bool:
+        """Keep the campaigns `test` does not object to (it returns why not, or None)."""
+        kept, objections = [], []
+        for campaign in self.candidates:
+            why = test(campaign)
+            if why is None:
+                kept.append(campaign)
+            else:
+                objections.append(f"campaign {campaign.id}: {why}")
+        self.candidates = kept
+        return self.gate(name, bool(kept), "; ".join(objections))
+
+
+def decide(
+    person: Person, history: History, campaigns: list[CampaignOption], situation: Situation
+) -> Decision:
+    """At most one campaign for this person now, or the reason why none, with every check made."""
+    policy, now = situation.policy, situation.now
+    chain = _Chain(list(campaigns))
+
+    def stop(reason: Reason, day: date | None = None) -> Decision:
+        return Decision(reason, local_day=day, checks=tuple(chain.checks))
+
+    if not chain.gate(
+        Reason.NOT_HERE, situation.site_id not in person.excluded_sites, "excluded by the person"
+    ):
+        return stop(Reason.NOT_HERE)
     zone = site_zone(situation.site_timezone)
-    if zone is None:
-        return Decision(Reason.SITE_NO_TIMEZONE)
-    local_now = situation.now.astimezone(zone)
-    day = local_now.date()
-    if person.quiet_hours is not None and in_daily_window(local_now.time(), *person.quiet_hours):
-        return Decision(Reason.PERSON_QUIET_HOURS, local_day=day)
-    running = [c for c in campaigns if is_running(c, situation.now, local_now.time())]
-    if not running:
-        return Decision(Reason.NO_ACTIVE_CAMPAIGN, local_day=day)
-    running = [c for c in running if c.organisation_id not in person.excluded_organisations]
-    if not running:
-        return Decision(Reason.NOT_THIS_ORG, local_day=day)
-    consented = [c for c in running if c.kind in person.scopes]
-    if not consented:
-        return Decision(Reason.SCOPE_NOT_CONSENTED, local_day=day)
-    if person.prompts_today >= situation.max_per_day:
-        return Decision(Reason.GLOBAL_DAILY_CAP, local_day=day)
-    chosen = min(consented, key=lambda c: (-c.priority, c.id))
+    if not chain.gate(Reason.SITE_NO_TIMEZONE, zone is not None, f"time zone {situation.site_timezone!r}"):
+        return stop(Reason.SITE_NO_TIMEZONE)
+    assert zone is not None
+    local_now = now.astimezone(zone)
+    day, clock = local_now.date(), local_now.time()
+    quiet = in_daily_window(clock, policy.quiet_start, policy.quiet_end)
+    if not chain.gate(
+        Reason.QUIET_HOURS, not quiet, f"{clock:%H:%M} local, {policy.quiet_start}-{policy.quiet_end}"
+    ):
+        return stop(Reason.QUIET_HOURS, day)
+    own = person.quiet_hours is not None and in_daily_window(clock, *person.quiet_hours)
+    if not chain.gate(Reason.PERSON_QUIET_HOURS, not own, f"own quiet hours {person.quiet_hours}"):
+        return stop(Reason.PERSON_QUIET_HOURS, day)
+
+    if not chain.keep(
+        Reason.NO_ACTIVE_CAMPAIGN, lambda c: None if is_running(c, now, clock) else "not running now"
+    ):
+        return stop(Reason.NO_ACTIVE_CAMPAIGN, day)
+    excluded = person.excluded_organisations
+    if not chain.keep(
+        Reason.NOT_THIS_ORG, lambda c: "charity excluded" if c.organisation_id in excluded else None
+    ):
+        return stop(Reason.NOT_THIS_ORG, day)
+    if not chain.keep(
+        Reason.SCOPE_NOT_CONSENTED, lambda c: None if c.kind in person.scopes else f"no {c.kind} consent"
+    ):
+        return stop(Reason.SCOPE_NOT_CONSENTED, day)
+
+    dwell = situation.dwell_s
+
+    def min_dwell(c: CampaignOption) -> int:
+        return max(policy.min_dwell_s, c.min_dwell_s or 0)
+
+    def max_dwell(c: CampaignOption) -> int:
+        return _strictest(policy.max_dwell_s, c.max_dwell_s)
+
+    if not chain.keep(
+        Reason.DWELL_TOO_LONG, lambda c: f"{dwell:.0f} s > {max_dwell(c)} s" if dwell > max_dwell(c) else None
+    ):
+        return stop(Reason.DWELL_TOO_LONG, day)
+    if not chain.keep(
+        Reason.DWELL_TOO_SHORT,
+        lambda c: f"{dwell:.0f} s < {min_dwell(c)} s" if dwell < min_dwell(c) else None,
+    ):
+        return stop(Reason.DWELL_TOO_SHORT, day)
+
+    # The caps over all charities: the strictest of the platform's, the person's and the deciding charity's.
+    prompts = history.prompts
+    today = sum(1 for p in prompts if p.local_day == day)
+    week = sum(1 for p in prompts if p.at > now - timedelta(days=7))
+    month = sum(1 for p in prompts if p.at > now - timedelta(days=30))
+    per_day = _strictest(policy.max_per_day, person.caps.per_day)
+    per_month = _strictest(policy.max_per_month, person.caps.per_month)
+    if not chain.gate(Reason.GLOBAL_DAILY_CAP, today < per_day, f"{today} of {per_day} on {day}"):
+        return stop(Reason.GLOBAL_DAILY_CAP, day)
+
+    def week_cap(c: CampaignOption) -> str | None:
+        cap = _strictest(policy.max_per_week, person.caps.per_week, c.org_prompts_per_week)
+        return f"{week} of {cap} in 7 days" if week >= cap else None
+
+    if not chain.keep(Reason.GLOBAL_WEEKLY_CAP, week_cap):
+        return stop(Reason.GLOBAL_WEEKLY_CAP, day)
+    if not chain.gate(Reason.GLOBAL_MONTHLY_CAP, month < per_month, f"{month} of {per_month} in 30 days"):
+        return stop(Reason.GLOBAL_MONTHLY_CAP, day)
+
+    last_by_org: dict[int, datetime] = {}
+    last_by_campaign: dict[int, datetime] = {}
+    for p in prompts:
+        last_by_org[p.organisation_id] = max(p.at, last_by_org.get(p.organisation_id, p.at))
+        last_by_campaign[p.campaign_id] = max(p.at, last_by_campaign.get(p.campaign_id, p.at))
+
+    def cooldown(c: CampaignOption) -> str | None:
+        days = max(policy.org_cooldown_days, c.org_cooldown_days or 0)
+        last = last_by_org.get(c.organisation_id)
+        return (
+            f"charity prompted {last:%Y-%m-%d}, {days} days apart"
+            if last and last > now - timedelta(days=days)
+            else None
+        )
+
+    if not chain.keep(Reason.ORG_COOLDOWN, cooldown):
+        return stop(Reason.ORG_COOLDOWN, day)
+    if not chain.keep(
+        Reason.CAMPAIGN_ACCEPTED, lambda c: "accepted before" if c.id in history.accepted else None
+    ):
+        return stop(Reason.CAMPAIGN_ACCEPTED, day)
+    dismiss_days = timedelta(days=policy.dismiss_cooldown_days)
+
+    def dismissed(c: CampaignOption) -> str | None:
+        at = history.dismissed.get(c.id)
+        return f"dismissed {at:%Y-%m-%d}" if at is not None and at > now - dismiss_days else None
+
+    if not chain.keep(Reason.CAMPAIGN_DISMISSED, dismissed):
+        return stop(Reason.CAMPAIGN_DISMISSED, day)
+
+    def once(c: CampaignOption) -> str | None:
+        # Once, unless the person dismissed it since (and that dismissal's 180 days are over).
+        last, answer = last_by_campaign.get(c.id), history.dismissed.get(c.id)
+        return f"prompted {last:%Y-%m-%d}" if last is not None and (answer is None or answer < last) else None
+
+    if not chain.keep(Reason.CAMPAIGN_ONCE, once):
+        return stop(Reason.CAMPAIGN_ONCE, day)
+
+    def budget(c: CampaignOption) -> str | None:
+        allowed = paced_allowance(c, clock, policy)
+        used = history.budget_used.get(c.id, 0)
+        return (
+            f"{used} of {allowed} paced (budget {c.daily_budget})"
+            if allowed is not None and used >= allowed
+            else None
+        )
+
+    if not chain.keep(Reason.BUDGET_EXHAUSTED, budget):
+        return stop(Reason.BUDGET_EXHAUSTED, day)
+
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+    chosen = min(chain.candidates, key=lambda c: (-c.priority, last_by_campaign.get(c.id, never), c.id))
     variant = pick_variant(chosen, person, situation.site_language)
-    return Decision(Reason.PROMPTED, day, chosen.id, variant.id, variant.language)
+    chain.gate(Reason.PROMPTED, True, f"campaign {chosen.id}, variant {variant.id} ({variant.language})")
+    return Decision(Reason.PROMPTED, day, chosen.id, variant.id, variant.language, tuple(chain.checks))

@@ -1,19 +1,22 @@
-"""Loads what the decision needs and records what it decided."""
+"""Loads what the decision needs (campaigns, caps, the person's history) and takes the person's lock."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
-from server.policy.decide import CampaignOption, VariantOption
-from server.prompts.models import PromptDecision
-from server.subscribers.models import Exclusion
-from server.tenancy.models import PlatformSettings
+from server.core import const
+from server.core.const import Outcome, ResponseKind
+from server.policy.decide import CampaignOption, History, PastPrompt, Policy, VariantOption
+from server.prompts.models import PromptDecision, PromptResponse
+from server.subscribers.models import Exclusion, Subscriber
+from server.tenancy.models import Organisation, PlatformSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,32 +25,103 @@ class Excluded:
     organisations: frozenset[int]
 
 
-def campaigns_at_site(session: Session, site_id: int) -> list[CampaignOption]:
-    rows = session.scalars(
-        select(Campaign)
+def lock_person(session: Session, subscriber_id: uuid.UUID) -> None:
+    """Serialise decisions about one person until the transaction ends: a row lock on PostgreSQL, the
+    database's single write lock on SQLite (taken by a write, so a deferred transaction cannot read first)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Subscriber.id).where(Subscriber.id == subscriber_id).with_for_update())
+    else:
+        session.execute(
+            update(Subscriber).where(Subscriber.id == subscriber_id).values(version=Subscriber.version)
+        )
+
+
+def campaigns_at_site(session: Session, site_id: int, *, active_only: bool = True) -> list[CampaignOption]:
+    query = (
+        select(Campaign, Organisation)
         .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
-        .where(CampaignSite.site_id == site_id, Campaign.status == "active")
-    ).all()
+        .join(Organisation, Organisation.id == Campaign.organisation_id)
+        .where(CampaignSite.site_id == site_id)
+    )
+    if active_only:
+        query = query.where(Campaign.status == "active")
+    rows = session.execute(query).all()
     if not rows:
         return []
-    variants: dict[int, list[VariantOption]] = {c.id: [] for c in rows}
+    variants: dict[int, list[VariantOption]] = {c.id: [] for c, _ in rows}
     for v in session.scalars(select(CampaignVariant).where(CampaignVariant.campaign_id.in_(variants))):
         variants[v.campaign_id].append(VariantOption(v.id, v.language, v.label))
-    return [
-        CampaignOption(
-            id=c.id,
-            organisation_id=c.organisation_id,
-            kind=c.kind,
-            priority=c.priority,
-            status=c.status,
-            starts_at=c.starts_at,
-            ends_at=c.ends_at,
-            daily_from=c.daily_from,
-            daily_until=c.daily_until,
-            variants=tuple(variants[c.id]),
+    return [to_option(c, o, variants[c.id]) for c, o in rows]
+
+
+def to_option(c: Campaign, org: Organisation, variants: Iterable[VariantOption]) -> CampaignOption:
+    return CampaignOption(
+        id=c.id,
+        organisation_id=c.organisation_id,
+        kind=c.kind,
+        priority=c.priority,
+        status=c.status,
+        starts_at=c.starts_at,
+        ends_at=c.ends_at,
+        daily_from=c.daily_from,
+        daily_until=c.daily_until,
+        variants=tuple(variants),
+        daily_budget=c.daily_budget,
+        min_dwell_s=c.min_dwell_s,
+        max_dwell_s=c.max_dwell_s,
+        org_prompts_per_week=org.prompts_per_week,
+        org_cooldown_days=org.cooldown_days,
+    )
+
+
+def history(
+    session: Session, subscriber_id: uuid.UUID, day: date | None, campaign_ids: Iterable[int]
+) -> History:
+    """Every prompt the person was given (a handful a month at most), their answers, and today's budgets."""
+    prompts = session.execute(
+        select(PromptDecision.decided_at, PromptDecision.local_day, Campaign.organisation_id, Campaign.id)
+        .join(Campaign, Campaign.id == PromptDecision.campaign_id)
+        .where(PromptDecision.subscriber_id == subscriber_id, PromptDecision.outcome == Outcome.PROMPTED)
+    ).all()
+    answers = session.execute(
+        select(PromptResponse.kind, PromptResponse.at, PromptDecision.campaign_id)
+        .join(PromptDecision, PromptDecision.id == PromptResponse.decision_id)
+        .where(
+            PromptDecision.subscriber_id == subscriber_id,
+            PromptResponse.kind.in_([ResponseKind.DISMISSED, ResponseKind.ACCEPTED]),
         )
-        for c in rows
-    ]
+    ).all()
+    dismissed: dict[int, datetime] = {}
+    accepted: set[int] = set()
+    for kind, at, campaign_id in answers:
+        if campaign_id is None:
+            continue
+        if kind == ResponseKind.ACCEPTED:
+            accepted.add(campaign_id)
+        else:
+            dismissed[campaign_id] = max(at, dismissed.get(campaign_id, at))
+    return History(
+        prompts=tuple(PastPrompt(at, ld, org, cid) for at, ld, org, cid in prompts if ld is not None),
+        dismissed=dismissed,
+        accepted=frozenset(accepted),
+        budget_used=budget_used(session, day, campaign_ids) if day is not None else {},
+    )
+
+
+def budget_used(session: Session, day: date, campaign_ids: Iterable[int]) -> dict[int, int]:
+    ids = list(campaign_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(PromptDecision.campaign_id, func.count())
+        .where(
+            PromptDecision.campaign_id.in_(ids),
+            PromptDecision.local_day == day,
+            PromptDecision.outcome == Outcome.PROMPTED,
+        )
+        .group_by(PromptDecision.campaign_id)
+    ).all()
+    return {cid: n for cid, n in rows if cid is not None}
 
 
 def prompts_on_day(session: Session, subscriber_id: uuid.UUID, day: date) -> int:
@@ -68,6 +142,21 @@ def prompts_on_day(session: Session, subscriber_id: uuid.UUID, day: date) -> int
 def platform_settings(session: Session) -> PlatformSettings:
     settings = session.scalar(select(PlatformSettings).limit(1))
     return settings if settings is not None else PlatformSettings(max_prompts_per_day=1)
+
+
+def policy(session: Session) -> Policy:
+    """The operator's maxima in force (quiet hours, dwell and dismissal cooldown are platform constants)."""
+    s = platform_settings(session)
+    return Policy(
+        max_per_day=_given(s.max_prompts_per_day, const.DEFAULT_MAX_PER_DAY),
+        max_per_week=_given(s.max_prompts_per_week, const.DEFAULT_MAX_PER_WEEK),
+        max_per_month=_given(s.max_prompts_per_month, const.DEFAULT_MAX_PER_MONTH),
+        org_cooldown_days=_given(s.min_org_cooldown_days, const.DEFAULT_ORG_COOLDOWN_DAYS),
+    )
+
+
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def exclusions(session: Session, subscriber_id: uuid.UUID) -> Excluded:

@@ -1,17 +1,17 @@
-"""The live decision: load the person's history, decide, record; the daily cap is a database invariant."""
+"""The live decision: lock the person, load their history, decide, record. Explain uses the same steps
+without the lock and without recording."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.core.const import Outcome
 from server.policy import repository
-from server.policy.decide import Decision, Person, Reason, Situation, decide
+from server.policy.decide import Decision, OwnCaps, Person, Reason, Situation, decide, site_zone
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.deliveries import create_deliveries
 from server.prompts.models import PromptDecision
@@ -20,51 +20,66 @@ from server.subscribers.models import Subscriber
 
 log = logging.getLogger("nahbar.decisions")
 
+# Reasons that do not settle the visit: the person may still stay long enough for a later event to prompt.
+NOT_YET = frozenset({Reason.DWELL_TOO_SHORT})
 
-def decide_for_visit(
-    session: Session, subscriber: Subscriber, site: Site, visit: Visit, event: ProximityEvent, ttl_s: int
-) -> PromptDecision:
-    """Decide whether to prompt this person during this visit, and record the decision with its reason."""
-    now = event.received_at
+
+def person_of(session: Session, subscriber: Subscriber) -> Person:
+    """The person as the policy sees them: scopes, language, exclusions and their own stricter settings."""
+    excluded = repository.exclusions(session, subscriber.id)
+    preferences = subscriber.preferences or {}
+    quiet = preferences.get("quiet_hours")
+    caps = preferences.get("caps") or {}
+    return Person(
+        subscriber.id,
+        frozenset(subscriber.scopes),
+        subscriber.language,
+        excluded_sites=excluded.sites,
+        excluded_organisations=excluded.organisations,
+        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+        caps=OwnCaps(caps.get("per_day"), caps.get("per_week"), caps.get("per_month")),
+    )
+
+
+def decide_now(
+    session: Session, subscriber: Subscriber, site: Site, now: datetime, dwell_s: float
+) -> Decision:
+    """The decision the policy takes for this person at this site now, from what the database holds."""
+    zone = site_zone(site.timezone)
+    day = now.astimezone(zone).date() if zone is not None else None
+    campaigns = repository.campaigns_at_site(session, site.id)
+    history = repository.history(session, subscriber.id, day, (c.id for c in campaigns))
     situation = Situation(
         now=now,
         site_id=site.id,
         site_timezone=site.timezone,
         site_language=site.language,
-        max_per_day=repository.platform_settings(session).max_prompts_per_day,
+        dwell_s=dwell_s,
+        policy=repository.policy(session),
     )
-    campaigns = repository.campaigns_at_site(session, site.id)
-    excluded = repository.exclusions(session, subscriber.id)
-    quiet = (subscriber.preferences or {}).get("quiet_hours")
-    person = Person(
-        subscriber.id,
-        frozenset(subscriber.scopes),
-        subscriber.language,
-        prompts_today=0,
-        excluded_sites=excluded.sites,
-        excluded_organisations=excluded.organisations,
-        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
-    )
-    first = decide(person, campaigns, situation)
-    if first.local_day is not None:
-        used = repository.prompts_on_day(session, subscriber.id, first.local_day)
-        person = replace(person, prompts_today=used)
-        decision = decide(person, campaigns, situation)
-    else:
-        decision, used = first, 0
-    record = _record(session, decision, subscriber, visit, event, slot=used, ttl_s=ttl_s)
-    if record is None:  # another worker took the last slot between our count and our insert
-        record = _record(
-            session,
-            Decision(Reason.GLOBAL_DAILY_CAP, decision.local_day),
-            subscriber,
-            visit,
-            event,
-            used,
-            ttl_s,
-        )
+    return decide(person_of(session, subscriber), history, campaigns, situation)
+
+
+def decide_for_visit(
+    session: Session, subscriber: Subscriber, site: Site, visit: Visit, event: ProximityEvent, ttl_s: int
+) -> PromptDecision:
+    """Decide whether to prompt this person during this visit, and record the decision with its reason.
+
+    The person's lock is held from loading the history to the commit, so concurrent sightings of one person
+    (other gateways, other workers) decide one after the other on what the earlier ones recorded.
+    """
+    now = event.received_at
+    repository.lock_person(session, subscriber.id)
+    decision = decide_now(session, subscriber, site, now, visit.dwell_s)
+    day = decision.local_day
+    slot = repository.prompts_on_day(session, subscriber.id, day) if decision.prompted and day else 0
+    record = _record(session, decision, subscriber, visit, event, slot=slot, ttl_s=ttl_s)
+    if record is None:  # a second guard: the (subscriber, local_day, day_slot) key was taken after all
+        fallback = Decision(Reason.GLOBAL_DAILY_CAP, decision.local_day)
+        record = _record(session, fallback, subscriber, visit, event, slot, ttl_s)
         assert record is not None
-    visit.decided_at = now
+    if decision.reason not in NOT_YET:
+        visit.decided_at = now
     log.info(
         "decision %s",
         record.reason,
