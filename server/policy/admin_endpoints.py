@@ -1,0 +1,79 @@
+"""/admin/api/v1/organisations/{org_id}/explain: the policy's chain of checks for one person at one site."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.core import const
+from server.core.errors import NotFound
+from server.core.security import pseudonym
+from server.policy.explain import explain, find_subscriber
+from server.sites.models import Site
+
+router = APIRouter(tags=["admin: policy"])
+
+
+class CheckPublic(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+    remaining: list[int] = Field(description="Campaign ids still eligible after this check")
+
+
+class ExplainPublic(BaseModel):
+    person: str = Field(description="The person's pseudonym")
+    site_id: int
+    at: datetime
+    dwell_s: float
+    prompted: bool
+    reason: str
+    campaign_id: int | None
+    variant_id: int | None
+    language: str | None
+    checks: list[CheckPublic]
+
+
+@router.get(
+    "/organisations/{org_id}/explain", response_model=ExplainPublic, operation_id="admin_explain_decision"
+)
+def explain_decision(
+    org_id: int,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    subscriber: Annotated[str, Query(max_length=64, description="A pseudonym (p_...) or subscriber id")],
+    site_id: Annotated[int, Query()],
+    dwell_s: Annotated[float, Query(ge=0, description="Assume this dwell")] = float(
+        const.DEFAULT_MIN_DWELL_S
+    ),
+) -> ExplainPublic:
+    """Would this person be prompted at this site now, and if not, why: every check; sends nothing."""
+    site = session.get(Site, site_id)
+    if not principal.sees(org_id) or site is None or site.organisation_id != org_id:
+        raise NotFound(f"No site {site_id} in organisation {org_id} that you can see.")
+    secret = runtime.settings.secret_key.get_secret_value()
+    person = find_subscriber(session, secret, org_id, subscriber)
+    if person is None:
+        raise NotFound("No such person seen at this organisation's sites; use a pseudonym from /decisions.")
+    now = runtime.clock()
+    decision = explain(session, person, site, now, dwell_s)
+    return ExplainPublic(
+        person=pseudonym(secret, person.id.bytes),
+        site_id=site.id,
+        at=now,
+        dwell_s=dwell_s,
+        prompted=decision.prompted,
+        reason=decision.reason,
+        campaign_id=decision.campaign_id,
+        variant_id=decision.variant_id,
+        language=decision.language,
+        checks=[
+            CheckPublic(name=c.name, passed=c.passed, detail=c.detail, remaining=list(c.remaining))
+            for c in decision.checks
+        ],
+    )

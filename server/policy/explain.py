@@ -1,0 +1,42 @@
+"""Explain: would this person be prompted at this site now, and if not, why; sends nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core.security import pseudonym
+from server.policy.decide import Decision
+from server.policy.service import decide_now
+from server.presence.models import ProximityEvent
+from server.prompts.models import PromptDecision
+from server.sites.models import Site
+from server.subscribers.models import Subscriber
+
+
+def find_subscriber(session: Session, secret_key: str, organisation_id: int, who: str) -> Subscriber | None:
+    """By internal id, or by the pseudonym support lists show: only people seen at the charity's sites."""
+    seen = (
+        select(ProximityEvent.subscriber_id)
+        .join(Site, Site.id == ProximityEvent.site_id)
+        .where(Site.organisation_id == organisation_id)
+        .union(
+            select(PromptDecision.subscriber_id)
+            .join(Site, Site.id == PromptDecision.site_id)
+            .where(Site.organisation_id == organisation_id, PromptDecision.subscriber_id.is_not(None))
+        )
+    )
+    for (subscriber_id,) in session.execute(seen):
+        if subscriber_id is not None and who in (
+            str(subscriber_id),
+            pseudonym(secret_key, subscriber_id.bytes),
+        ):
+            return session.get(Subscriber, subscriber_id)
+    return None
+
+
+def explain(session: Session, subscriber: Subscriber, site: Site, now: datetime, dwell_s: float) -> Decision:
+    """The decision the live path would take now (without its lock, and recording nothing)."""
+    return decide_now(session, subscriber, site, now, dwell_s)

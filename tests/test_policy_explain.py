@@ -1,0 +1,43 @@
+"""Explain runs the live decision's steps on what the database holds, and records and sends nothing."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from server.core.security import pseudonym
+from server.policy.explain import explain, find_subscriber
+from server.prompts.models import PromptDecision
+from server.sites.models import Site
+from tests.conftest import Clock
+from tests.world import enrol, event, make_charity, opt_in
+
+SECRET = "explain-test-secret"
+
+
+def test_explain_gives_the_chain_and_writes_nothing(client, session, clock: Clock):
+    charity = make_charity(session, clock())
+    gateway = enrol(client, charity.enrolment_code)
+    phone = opt_in(client)
+    batch = {"events": [event("evt-x-0001", phone, clock(), "dwell", 20)]}
+    assert client.post("/gateway/v1/events", json=batch, headers=gateway).json()["prompts"] == 1
+    session.expire_all()
+    subscriber_id = session.scalar(select(PromptDecision.subscriber_id))
+    assert subscriber_id is not None
+    alias = pseudonym(SECRET, subscriber_id.bytes)
+    person = find_subscriber(session, SECRET, charity.organisation_id, alias)
+    assert person is not None
+    assert person.id == subscriber_id
+    assert find_subscriber(session, SECRET, charity.organisation_id + 99, alias) is None
+    site = session.get_one(Site, charity.site_id)
+
+    decision = explain(session, person, site, clock.advance(600), 30.0)
+
+    assert decision.reason == "global_daily_cap"
+    names = [c.name for c in decision.checks]
+    assert names[-1] == "global_daily_cap"
+    assert "quiet_hours" in names
+    assert "dwell_too_short" in names
+    assert session.scalar(select(func.count()).select_from(PromptDecision)) == 1
+
+    tomorrow_night = clock.advance(12 * 3600)  # 23:10 in Berlin
+    assert explain(session, person, site, tomorrow_night, 30.0).reason == "quiet_hours"
