@@ -83,14 +83,25 @@ def create_admin(
         raise typer.BadParameter(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     if password != getpass.getpass("Repeat: "):
         raise typer.BadParameter("the passwords differ")
-    sessions = make_sessionmaker(make_engine(get_settings().database_url))
-    for session in session_scope(sessions):
-        if session.scalar(select(AdminUser).where(AdminUser.email == email.strip().lower())) is not None:
-            raise typer.BadParameter(f"{email} exists already")
-        session.add(
-            AdminUser(email=email.strip().lower(), password_hash=hash_password(password), is_operator=True)
-        )
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        for session in session_scope(make_sessionmaker(engine)):
+            if session.scalar(select(AdminUser).where(AdminUser.email == email.strip().lower())) is not None:
+                raise typer.BadParameter(f"{email} exists already")
+            session.add(
+                AdminUser(
+                    email=email.strip().lower(), password_hash=hash_password(password), is_operator=True
+                )
+            )
+    finally:
+        engine.dispose()
+    server = settings.public_url.rstrip("/")
     typer.echo(f"operator {email} created")
+    typer.echo(
+        f"next: log in with POST {server}/admin/api/v1/auth/login (try it at {server}/docs), "
+        "then create an organisation and invite its first owner"
+    )
 
 
 @app.command("gateway-code")

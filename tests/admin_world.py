@@ -158,6 +158,7 @@ def make_world(session: Session, now: datetime) -> World:
             .one()
         )
         ids["membership_id"] = member.id
+        ids["user_id"] = users["member_a" if side == "a" else "owner_b"].id
     invite_token = secrets.token_urlsafe(16)
     session.add(
         Invite(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from server.accounts.models import LoginAttempt
 from server.app import create_app
 from server.core import const
+from server.core.config import Settings
 from tests.admin_world import API, PASSWORD, add_user, make_world
 
 
@@ -31,25 +33,72 @@ def test_login_sets_a_hardened_session_cookie_and_me_knows_the_roles(client, ses
     assert "HttpOnly" in session_cookie
     assert "samesite=lax" in session_cookie.lower()
     assert "Path=/admin" in session_cookie
-    assert "Secure" not in session_cookie  # NAHBAR_PUBLIC_URL is http://127.0.0.1 in tests
+    assert "Secure" in session_cookie  # NAHBAR_COOKIE_SECURE defaults to true outside development
     me = client.get(f"{API}/auth/me", headers=session_headers(answer)).json()
     assert me["email"] == "owner@alpha.example"
     assert me["memberships"] == [{"organisation_id": world.ids["a"]["org_id"], "role": "owner"}]
     assert answer.json()["user"] == me
 
 
-def test_cookies_are_secure_when_the_server_is_served_over_https(settings, clock, session):
+def test_the_operator_chooses_secure_cookies_and_the_session_lifetime(settings, clock, session):
     make_world(session, clock())
-    https = settings.model_copy(update={"public_url": "https://admin.nahbar.example"})
-    with TestClient(create_app(https, clock=clock)) as client:
+    local = settings.model_copy(update={"cookie_secure": False, "session_lifetime_seconds": 600})
+    with TestClient(create_app(local, clock=clock)) as client:
         answer = login(client, "owner@alpha.example")
-    assert answer.status_code == 200
-    assert all("Secure" in c for c in answer.headers.get_list("set-cookie"))
+        assert answer.status_code == 200
+        cookies = answer.headers.get_list("set-cookie")
+        assert not any("Secure" in c for c in cookies)
+        assert all("Max-Age=600" in c for c in cookies)
+        headers = session_headers(answer)
+        assert client.get(f"{API}/auth/me", headers=headers).status_code == 200
+        clock.advance(601)
+        assert client.get(f"{API}/auth/me", headers=headers).status_code == 401
 
 
-def test_wrong_passwords_lock_the_account_across_requests_then_time_unlocks_it(client, session, clock):
+@pytest.mark.parametrize(
+    ("environment", "public_url", "secure"),
+    [
+        ("development", "http://127.0.0.1:8000", False),  # browsers drop Secure cookies over http
+        ("development", "http://localhost:8000", False),
+        ("development", "http://localhost.example.org", True),
+        ("development", "https://nahbar.example", True),
+        ("test", "http://127.0.0.1:8000", True),
+        ("production", "http://localhost:8000", True),
+    ],
+)
+def test_cookies_are_secure_unless_a_development_server_runs_on_localhost(
+    monkeypatch, environment, public_url, secure
+):
+    monkeypatch.setenv("NAHBAR_ENVIRONMENT", environment)
+    monkeypatch.setenv("NAHBAR_PUBLIC_URL", public_url)
+    monkeypatch.setenv("NAHBAR_SECRET_KEY", "k" * 40)
+    assert Settings(_env_file=None).cookie_secure is secure
+    monkeypatch.setenv("NAHBAR_COOKIE_SECURE", str(not secure).lower())
+    assert Settings(_env_file=None).cookie_secure is not secure  # the operator's choice wins
+
+
+def test_the_operator_chooses_the_lockout_thresholds(settings, clock, session):
     make_world(session, clock())
-    for _ in range(const.MAX_FAILURES_PER_ACCOUNT):
+    strict = settings.model_copy(
+        update={"max_failures_per_account": 2, "max_failures_per_client": 3, "login_window_seconds": 120}
+    )
+    with TestClient(create_app(strict, clock=clock)) as client:
+        for _ in range(2):
+            assert login(client, "owner@alpha.example", "wrong password").status_code == 401
+        locked = login(client, "owner@alpha.example")
+        assert (locked.status_code, locked.headers["Retry-After"]) == (429, "120")
+        assert "wait 2 minutes" in locked.json()["detail"]
+        assert login(client, "nobody@alpha.example", "x").status_code == 401
+        assert login(client, "editor@alpha.example").status_code == 429  # the client's third failure
+        clock.advance(121)
+        assert login(client, "owner@alpha.example").status_code == 200
+
+
+def test_wrong_passwords_lock_the_account_across_requests_then_time_unlocks_it(
+    client, session, clock, settings
+):
+    make_world(session, clock())
+    for _ in range(settings.max_failures_per_account):
         answer = login(client, "owner@alpha.example", "wrong password")
         assert answer.status_code == 401
         assert answer.json()["code"] == "unauthorized"
@@ -59,22 +108,22 @@ def test_wrong_passwords_lock_the_account_across_requests_then_time_unlocks_it(c
     assert int(locked.headers["Retry-After"]) > 0
     session.expire_all()
     failures = select(func.count()).select_from(LoginAttempt).where(LoginAttempt.succeeded.is_(False))
-    assert session.scalar(failures) == const.MAX_FAILURES_PER_ACCOUNT  # counted in the database
+    assert session.scalar(failures) == settings.max_failures_per_account  # counted in the database
     assert login(client, "editor@alpha.example").status_code == 200  # other accounts are not affected
-    clock.advance(const.LOGIN_WINDOW_S + 1)
+    clock.advance(settings.login_window_seconds + 1)
     assert login(client, "owner@alpha.example").status_code == 200
 
 
-def test_unknown_emails_lock_too_so_lockout_does_not_reveal_accounts(client, session, clock):
+def test_unknown_emails_lock_too_so_lockout_does_not_reveal_accounts(client, session, clock, settings):
     make_world(session, clock())
-    for _ in range(const.MAX_FAILURES_PER_ACCOUNT):
+    for _ in range(settings.max_failures_per_account):
         assert login(client, "nobody@alpha.example", "x").status_code == 401
     assert login(client, "nobody@alpha.example", "x").status_code == 429
 
 
-def test_one_client_guessing_many_accounts_is_slowed_down(client, session, clock):
+def test_one_client_guessing_many_accounts_is_slowed_down(client, session, clock, settings):
     make_world(session, clock())
-    for n in range(const.MAX_FAILURES_PER_CLIENT):
+    for n in range(settings.max_failures_per_client):
         assert login(client, f"guess{n}@alpha.example", "x").status_code == 401
     answer = login(client, "owner@alpha.example")
     assert answer.status_code == 429
@@ -207,20 +256,20 @@ def test_an_invite_for_an_existing_account_needs_its_password(client, session, c
     assert right.json()["memberships"][0]["role"] == "viewer"
 
 
-def test_guessing_passwords_through_an_invite_counts_towards_the_lockout(client, session, clock):
+def test_guessing_passwords_through_an_invite_counts_towards_the_lockout(client, session, clock, settings):
     world = make_world(session, clock())
     made = client.post(
         f"{API}/organisations/{world.ids['a']['org_id']}/invites",
         json={"email": "owner@beta.example"},
         headers=world.headers["owner_a"],
     ).json()
-    for _ in range(const.MAX_FAILURES_PER_ACCOUNT):
+    for _ in range(settings.max_failures_per_account):
         wrong = client.post(f"{API}/invites/accept", json={"token": made["token"], "password": "guess"})
         assert wrong.status_code == 403
     right = client.post(f"{API}/invites/accept", json={"token": made["token"], "password": PASSWORD})
     assert right.status_code == 429
     assert login(client, "owner@beta.example").status_code == 429
-    clock.advance(const.LOGIN_WINDOW_S + 1)
+    clock.advance(settings.login_window_seconds + 1)
     assert (
         client.post(f"{API}/invites/accept", json={"token": made["token"], "password": PASSWORD}).status_code
         == 200
@@ -234,5 +283,7 @@ def test_the_last_owner_cannot_leave_or_be_demoted(client, session, clock):
     members = client.get(f"{API}/organisations/{org_id}/members", headers=owner).json()
     mine = next(m for m in members if m["email"] == "owner@alpha.example")
     url = f"{API}/organisations/{org_id}/members/{mine['id']}"
-    assert client.patch(url, json={"role": "viewer"}, headers=owner).status_code == 409
-    assert client.delete(url, headers=owner).status_code == 409
+    assert mine["version"] == 1
+    current = owner | {"If-Match": '"v1"'}
+    assert client.patch(url, json={"role": "viewer"}, headers=current).status_code == 409
+    assert client.delete(url, headers=current).status_code == 409

@@ -39,6 +39,32 @@ def test_an_update_without_if_match_is_428(client, session, clock):
         assert answer.json()["code"] == "precondition_required"
 
 
+def test_role_changes_and_removals_need_the_memberships_etag(client, session, clock):
+    world = make_world(session, clock())
+    org_id, membership_id = world.ids["a"]["org_id"], world.ids["a"]["membership_id"]
+    url = f"{API}/organisations/{org_id}/members/{membership_id}"
+    alice, bob = world.headers["owner_a"], world.headers["operator"]
+    read = client.get(url, headers=alice)
+    assert (read.headers["ETag"], read.json()["version"], read.json()["role"]) == ('"v1"', 1, "viewer")
+    listed = client.get(f"{API}/organisations/{org_id}/members", headers=alice).json()
+    assert {m["id"]: m["version"] for m in listed}[membership_id] == 1
+
+    missing = client.patch(url, json={"role": "editor"}, headers=alice)
+    assert (missing.status_code, missing.json()["code"]) == (428, "precondition_required")
+    promoted = client.patch(url, json={"role": "owner"}, headers=alice | {"If-Match": '"v1"'})
+    assert (promoted.status_code, promoted.headers["ETag"]) == (200, '"v2"')
+    # Bob read v1 too: neither his demotion nor his removal may silently undo Alice's promotion.
+    stale = client.patch(url, json={"role": "viewer"}, headers=bob | {"If-Match": '"v1"'})
+    assert (stale.status_code, stale.json()["code"]) == (412, "precondition_failed")
+    assert stale.json()["current_etag"] == '"v2"'
+    assert client.delete(url, headers=bob | {"If-Match": '"v1"'}).status_code == 412
+    assert client.delete(url, headers=bob).status_code == 428
+    assert client.get(url, headers=bob).json()["role"] == "owner"
+
+    assert client.delete(url, headers=bob | {"If-Match": '"v2"'}).status_code == 204
+    assert client.get(url, headers=bob).status_code == 404
+
+
 def test_a_stale_etag_on_a_status_change_is_412(client, session, clock):
     world = make_world(session, clock())
     url = f"{API}/campaigns/{world.ids['a']['campaign_id']}"

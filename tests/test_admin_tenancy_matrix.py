@@ -55,7 +55,10 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/organisations/{org_id}"): Case("object"),
     ("PATCH", "/organisations/{org_id}"): Case("object", {"name": "Renamed"}, headers={"If-Match": '"v1"'}),
     ("GET", "/organisations/{org_id}/members"): Case("object"),
-    ("PATCH", "/organisations/{org_id}/members/{membership_id}"): Case("object", {"role": "editor"}),
+    ("GET", "/organisations/{org_id}/members/{membership_id}"): Case("object"),
+    ("PATCH", "/organisations/{org_id}/members/{membership_id}"): Case(
+        "object", {"role": "editor"}, headers={"If-Match": '"v1"'}
+    ),
     ("GET", "/organisations/{org_id}/invites"): Case("object"),
     ("POST", "/organisations/{org_id}/invites"): Case("object", {"email": "x@y.example"}, ok=201),
     ("DELETE", "/organisations/{org_id}/invites/{invite_id}"): Case("object"),
@@ -90,10 +93,16 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/campaigns/{campaign_id}/pause"): Case("object"),
     ("POST", "/campaigns/{campaign_id}/resume"): Case("object"),
     ("POST", "/campaigns/{campaign_id}/end"): Case("object"),
-    ("DELETE", "/organisations/{org_id}/members/{membership_id}"): Case("object", ok=204),
+    # v2: the role change above ran first.
+    ("DELETE", "/organisations/{org_id}/members/{membership_id}"): Case(
+        "object", ok=204, headers={"If-Match": '"v2"'}
+    ),
     ("GET", "/decisions"): Case("list"),
     ("GET", "/deliveries"): Case("list"),
     ("GET", "/audit"): Case("list"),
+    ("GET", "/users"): Case("operator", who="operator"),
+    ("POST", "/users/{user_id}/disable"): Case("operator", who="operator"),
+    ("POST", "/users/{user_id}/enable"): Case("operator", who="operator"),
 }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from server.accounts import repository, service
 from server.accounts.schemas import (
+    AdminUserPublic,
     ApiTokenCreate,
     ApiTokenCreated,
     ApiTokenPublic,
@@ -16,12 +19,16 @@ from server.accounts.schemas import (
     MePublic,
     PasswordUpdate,
 )
+from server.admin.paging import Page, PageDep
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.core import const
+from server.core.const import Role
 from server.core.errors import NahbarError, problem
+from server.tenancy.models import AdminUser
 from server.tenancy.scope import Principal
 
 router = APIRouter(prefix="/auth", tags=["admin: accounts"])
+users_router = APIRouter(prefix="/users", tags=["admin: users"])
 
 
 def _me(principal: Principal) -> MePublic:
@@ -34,12 +41,6 @@ def _me(principal: Principal) -> MePublic:
     )
 
 
-def _secure(runtime: RuntimeDep) -> bool:
-    # Secure cookies need https; plain http is only for a local dev server (NAHBAR_PUBLIC_URL=http://...).
-    settings = runtime.settings
-    return settings.public_url.startswith("https://") or settings.environment == "production"
-
-
 @router.post(
     "/login",
     response_model=LoginPublic,
@@ -50,19 +51,19 @@ def login(body: LoginCreate, request: Request, session: SessionDep, runtime: Run
     """Start a session: an HttpOnly session cookie plus a CSRF token for the X-CSRF-Token header."""
     client = request.client.host if request.client else "unknown"
     try:
-        done = service.login(session, body.email, body.password, client, runtime.clock())
+        done = service.login(session, body.email, body.password, client, runtime.clock(), runtime.settings)
     except NahbarError as exc:
         # Answered, not raised, so that the session dependency commits the counted failure.
         answer = problem(exc.status, exc.code, exc.detail)
         if exc.status == 429:
-            answer.headers["Retry-After"] = str(const.LOGIN_WINDOW_S)
+            answer.headers["Retry-After"] = str(runtime.settings.login_window_seconds)
         return answer
     principal = service.authenticate(
         session, bearer=None, cookie=done.session_token, csrf=None, method="GET", now=runtime.clock()
     )
     body_out = LoginPublic(user=_me(principal), csrf_token=done.csrf_token, expires_at=done.expires_at)
     answer = JSONResponse(body_out.model_dump(mode="json"))
-    secure, max_age = _secure(runtime), const.SESSION_LIFETIME_S
+    secure, max_age = runtime.settings.cookie_secure, runtime.settings.session_lifetime_seconds
     answer.set_cookie(
         const.SESSION_COOKIE,
         done.session_token,
@@ -132,3 +133,53 @@ def revoke_token(
 ) -> ApiTokenPublic:
     """Revoke one of the caller's tokens; it stops working at once."""
     return ApiTokenPublic.model_validate(service.revoke_token(session, principal, token_id, runtime.clock()))
+
+
+def _user(user: AdminUser, roles: dict[int, Role]) -> AdminUserPublic:
+    return AdminUserPublic(
+        id=user.id,
+        email=user.email,
+        is_operator=user.is_operator,
+        created_at=user.created_at,
+        disabled_at=user.disabled_at,
+        memberships=[MembershipBrief(organisation_id=o, role=r) for o, r in sorted(roles.items())],
+    )
+
+
+@users_router.get("", response_model=Page[AdminUserPublic], operation_id="admin_list_users")
+def list_users(
+    principal: CurrentAdmin,
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=100, description="Part of the e-mail address")] = None,
+    disabled: Annotated[bool | None, Query(description="Only disabled (true) or active (false) ones")] = None,
+) -> Page[AdminUserPublic]:
+    """Every admin account with its memberships (operator only)."""
+    principal.require_operator()
+    rows, total = repository.users(principal, session, page, q, disabled)
+    roles = repository.roles_of_users(session, [u.id for u in rows])
+    items = [_user(u, roles[u.id]) for u in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@users_router.post(
+    "/{user_id}/disable",
+    response_model=AdminUserPublic,
+    operation_id="admin_disable_user",
+    responses={409: {"description": "Operators cannot disable themselves"}},
+)
+def disable_user(
+    user_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> AdminUserPublic:
+    """Disable an account (operator only): it cannot log in, and its sessions and API tokens end at once."""
+    user = service.set_disabled(session, principal, user_id, True, runtime.clock())
+    return _user(user, repository.roles_of(session, user.id))
+
+
+@users_router.post("/{user_id}/enable", response_model=AdminUserPublic, operation_id="admin_enable_user")
+def enable_user(
+    user_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> AdminUserPublic:
+    """Let a disabled account log in again (operator only); its old sessions and tokens stay ended."""
+    user = service.set_disabled(session, principal, user_id, False, runtime.clock())
+    return _user(user, repository.roles_of(session, user.id))

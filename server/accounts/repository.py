@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from server.accounts.models import AdminSession, ApiToken, LoginAttempt
+from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
+from server.admin.paging import PageParams, paginate
 from server.core.const import Role
 from server.tenancy.models import AdminUser, Membership
 from server.tenancy.scope import Principal
@@ -56,6 +58,50 @@ def revoke_sessions(session: Session, user_id: int, now: datetime, keep: int | N
     session.execute(query.values(revoked_at=now).execution_options(synchronize_session=False))
 
 
+def revoke_tokens(session: Session, user_id: int, now: datetime) -> None:
+    """Revoke every live API token of the user."""
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+USER_SORT = {"id": AdminUser.id, "email": AdminUser.email, "created_at": AdminUser.created_at}
+
+
+def users(
+    scope: Principal,
+    session: Session,
+    params: PageParams,
+    q: str | None = None,
+    disabled: bool | None = None,
+) -> tuple[list[AdminUser], int]:
+    """Every admin account, for the operator only (anyone else gets an empty page)."""
+    query = select(AdminUser).where(true() if scope.is_operator else false())
+    if q:
+        query = query.where(AdminUser.email.contains(q.strip().lower(), autoescape=True))
+    if disabled is not None:
+        query = query.where(
+            AdminUser.disabled_at.is_not(None) if disabled else AdminUser.disabled_at.is_(None)
+        )
+    return paginate(session, query, params, USER_SORT, AdminUser.id.asc())
+
+
+def roles_of_users(session: Session, user_ids: Sequence[int]) -> dict[int, dict[int, Role]]:
+    """Each user's role per organisation, for a page of users in one query."""
+    found: dict[int, dict[int, Role]] = {user_id: {} for user_id in user_ids}
+    rows = session.execute(
+        select(Membership.user_id, Membership.organisation_id, Membership.role).where(
+            Membership.user_id.in_(user_ids)
+        )
+    )
+    for user_id, org_id, role in rows:
+        found[user_id][org_id] = Role(role)
+    return found
+
+
 def tokens(scope: Principal, session: Session) -> Sequence[ApiToken]:
     """The caller's own tokens, newest first (nobody lists another person's tokens)."""
     return session.scalars(
@@ -88,3 +134,40 @@ def failures_for_client(session: Session, client: str, since: datetime) -> int:
 def _failures(session: Session, key: ColumnElement[bool], since: datetime) -> int:
     query = select(func.count()).where(key, LoginAttempt.succeeded.is_(False), LoginAttempt.at > since)
     return session.scalar(query) or 0
+
+
+# --- Cleanup: sign-in records that ended before a cutoff, deleted in batches ------------------------------
+
+
+def delete_login_attempts_before(session: Session, cutoff: datetime, limit: int) -> int:
+    return _delete_batch(session, LoginAttempt, LoginAttempt.at < cutoff, limit)
+
+
+def delete_sessions_ended_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Sessions that expired or were ended (logout, password change, disabled account) before `cutoff`."""
+    ended = or_(AdminSession.expires_at < cutoff, AdminSession.revoked_at < cutoff)
+    return _delete_batch(session, AdminSession, ended, limit)
+
+
+def delete_tokens_ended_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """API tokens that expired or were revoked before `cutoff`; one without an expiry stays until revoked."""
+    ended = or_(ApiToken.expires_at < cutoff, ApiToken.revoked_at < cutoff)
+    return _delete_batch(session, ApiToken, ended, limit)
+
+
+def delete_invites_ended_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Invites that expired, were used or were revoked before `cutoff` (the audit log keeps who joined)."""
+    ended = or_(Invite.expires_at < cutoff, Invite.accepted_at < cutoff, Invite.revoked_at < cutoff)
+    return _delete_batch(session, Invite, ended, limit)
+
+
+def _delete_batch(session: Session, model: Any, ended: ColumnElement[bool], limit: int) -> int:
+    """Delete up to `limit` rows matching `ended`, skipping rows another worker holds (PostgreSQL)."""
+    ids = session.scalars(
+        select(model.id).where(ended).order_by(model.id).limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        return 0  # no write when there is nothing to do: SQLite has one writer at a time
+    result = session.execute(delete(model).where(model.id.in_(ids)))
+    assert isinstance(result, CursorResult)
+    return result.rowcount

@@ -64,3 +64,16 @@ class ApiTokenPublic(BaseModel):
 
 class ApiTokenCreated(ApiTokenPublic):
     token: str = Field(description="Shown once: only its hash is stored.")
+
+
+class AdminUserPublic(BaseModel):
+    """An admin account as the operator sees it."""
+
+    id: int
+    email: str
+    is_operator: bool
+    created_at: datetime
+    disabled_at: datetime | None = Field(
+        description="Set: the account cannot log in, its credentials are dead"
+    )
+    memberships: list[MembershipBrief]

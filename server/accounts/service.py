@@ -13,8 +13,9 @@ from server.accounts.models import AdminSession, ApiToken
 from server.admin.errors import CsrfFailed, InsufficientScope, TooManyAttempts
 from server.audit import service as audit
 from server.core import const
+from server.core.config import Settings
 from server.core.const import TokenScope
-from server.core.errors import Forbidden, NotFound, Unauthorized
+from server.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from server.core.security import (
     hash_password,
     hash_token,
@@ -38,17 +39,29 @@ class LoggedIn:
     expires_at: datetime
 
 
-def login(session: Session, email: str, password: str, client: str, now: datetime) -> LoggedIn:
+def check_lockout(
+    session: Session, email: str, client: str | None, now: datetime, settings: Settings
+) -> None:
+    """429 when this e-mail (or this client) failed too often within the lockout window."""
+    since = now - timedelta(seconds=settings.login_window_seconds)
+    wait = f"wait {-(-settings.login_window_seconds // 60)} minutes and try again"
+    if repository.failures_for_email(session, email, since) >= settings.max_failures_per_account:
+        raise TooManyAttempts(f"Too many failed logins for this account; {wait}.")
+    if client is not None and (
+        repository.failures_for_client(session, client, since) >= settings.max_failures_per_client
+    ):
+        raise TooManyAttempts(f"Too many failed logins from this address; {wait}.")
+
+
+def login(
+    session: Session, email: str, password: str, client: str, now: datetime, settings: Settings
+) -> LoggedIn:
     """Check the password, unless this e-mail or client failed too often lately; records every attempt.
 
     The caller must commit even when this raises Unauthorized, so that failures are counted.
     """
     email = email.strip().lower()
-    since = now - timedelta(seconds=const.LOGIN_WINDOW_S)
-    if repository.failures_for_email(session, email, since) >= const.MAX_FAILURES_PER_ACCOUNT:
-        raise TooManyAttempts("Too many failed logins for this account; wait 15 minutes and try again.")
-    if repository.failures_for_client(session, client, since) >= const.MAX_FAILURES_PER_CLIENT:
-        raise TooManyAttempts("Too many failed logins from this address; wait 15 minutes and try again.")
+    check_lockout(session, email, client, now, settings)
     user = repository.user_by_email(session, email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or user.disabled_at is not None:
@@ -58,7 +71,7 @@ def login(session: Session, email: str, password: str, client: str, now: datetim
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     token, csrf = new_token("nss"), secrets.token_urlsafe(32)
-    expires = now + timedelta(seconds=const.SESSION_LIFETIME_S)
+    expires = now + timedelta(seconds=settings.session_lifetime_seconds)
     session.add(
         AdminSession(
             user_id=user.id,
@@ -175,3 +188,66 @@ def revoke_token(session: Session, principal: Principal, token_id: int, now: dat
         row.revoked_at = now
         audit.record(session, principal, "api_token.revoke", "api_token", row.id, None, None, None, now)
     return row
+
+
+def set_disabled(
+    session: Session, principal: Principal, user_id: int, disabled: bool, now: datetime
+) -> AdminUser:
+    """Disable an account (its sessions and API tokens end at once, for good) or enable it (operator)."""
+    principal.require_operator()
+    user = repository.user(session, user_id)
+    if user is None:
+        raise NotFound("No such admin user.")
+    if disabled and user.id == principal.user_id:
+        raise Conflict("You cannot disable your own account; another operator must.")
+    if (user.disabled_at is not None) == disabled:
+        return user  # already so: nothing changes, nothing to audit
+    before = {"disabled_at": _iso(user.disabled_at)}
+    user.disabled_at = now if disabled else None
+    if disabled:
+        repository.revoke_sessions(session, user.id, now)
+        repository.revoke_tokens(session, user.id, now)
+    action = "admin_user.disable" if disabled else "admin_user.enable"
+    after = {"disabled_at": _iso(user.disabled_at)}
+    audit.record(session, principal, action, "admin_user", user.id, None, before, after, now)
+    return user
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """Rows of ended sign-in records deleted by one cleanup batch (or a whole run)."""
+
+    login_attempts: int = 0
+    sessions: int = 0
+    api_tokens: int = 0
+    invites: int = 0
+
+    def __add__(self, other: Purged) -> Purged:
+        return Purged(
+            self.login_attempts + other.login_attempts,
+            self.sessions + other.sessions,
+            self.api_tokens + other.api_tokens,
+            self.invites + other.invites,
+        )
+
+    def most(self) -> int:
+        return max(self.login_attempts, self.sessions, self.api_tokens, self.invites)
+
+
+def purge_batch(session: Session, now: datetime, limit: int) -> Purged:
+    """Delete up to `limit` rows of each kind that ended more than ACCOUNT_RECORDS_KEEP_DAYS ago.
+
+    Login attempts (e-mail and client address) are needed for the lockout only within its window; the rest
+    of the time they are kept for looking into attacks. Idempotent, and safe in several workers at once.
+    """
+    cutoff = now - timedelta(days=const.ACCOUNT_RECORDS_KEEP_DAYS)
+    return Purged(
+        repository.delete_login_attempts_before(session, cutoff, limit),
+        repository.delete_sessions_ended_before(session, cutoff, limit),
+        repository.delete_tokens_ended_before(session, cutoff, limit),
+        repository.delete_invites_ended_before(session, cutoff, limit),
+    )

@@ -1,4 +1,10 @@
-"""Optimistic concurrency for admin updates: ETags from `version` columns, If-Match, compare-and-set."""
+"""Optimistic concurrency for admin updates: ETags from `version` columns, If-Match, compare-and-set.
+
+The rule: every PATCH or DELETE of an object that has an ETag (organisations, memberships, sites, campaigns,
+the platform settings) needs If-Match; none gets 428, a stale one 412. Campaign status changes take it when
+sent (pausing must work in a hurry). Beacons, invites and API tokens carry no version: they are only created,
+revoked or deleted, which two admins cannot overwrite.
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from server.accounts.endpoints import router as accounts_router
+from server.accounts.endpoints import users_router
 from server.admin.support import router as support_router
 from server.audit.endpoints import router as audit_router
 from server.campaigns.endpoints import router as campaigns_router
@@ -36,5 +37,13 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix=ADMIN_PREFIX, responses=PROBLEMS)
-for part in (accounts_router, tenancy_router, sites_router, campaigns_router, support_router, audit_router):
+for part in (
+    accounts_router,
+    users_router,
+    tenancy_router,
+    sites_router,
+    campaigns_router,
+    support_router,
+    audit_router,
+):
     router.include_router(part)

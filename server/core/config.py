@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,6 +38,13 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True  # background jobs (EID rotation, retention purge) in this process
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # Admin sign-in. Unset, cookies are Secure except for a development server on http://127.0.0.1 or
+    # localhost (browsers drop Secure cookies over plain http, so nobody could log in there).
+    cookie_secure: bool = True
+    session_lifetime_seconds: int = Field(default=12 * 3600, ge=300, le=30 * 86_400)
+    login_window_seconds: int = Field(default=15 * 60, ge=60, le=86_400)  # failures older are forgotten
+    max_failures_per_account: int = Field(default=5, ge=1, le=1_000)  # per e-mail, within the window
+    max_failures_per_client: int = Field(default=20, ge=1, le=100_000)  # per client address, in the window
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -53,6 +61,14 @@ class Settings(BaseSettings):
                 "NAHBAR_SECRET_KEY must be set to a random value of at least 32 characters in production "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _cookie_secure_default(self) -> Self:
+        if "cookie_secure" not in self.model_fields_set:
+            url = urlsplit(self.public_url)
+            local = url.scheme == "http" and url.hostname in {"127.0.0.1", "localhost"}
+            self.cookie_secure = not (self.environment == "development" and local)
         return self
 
     @property

@@ -79,16 +79,14 @@ DEFAULT_MAX_DWELL_S: Final = 20 * 60
 DEFAULT_QUIET_START: Final = "21:00"
 DEFAULT_QUIET_END: Final = "08:00"
 
-# Admin accounts (issue 5). Candidates for Settings once config.py grows an admin section.
+# Admin accounts (issue 5); session lifetime, lockout and Secure cookies are Settings (cookie_secure, ...).
 MIN_PASSWORD_LENGTH: Final = 12
-SESSION_LIFETIME_S: Final = 12 * 3600
 SESSION_COOKIE: Final = "nahbar_session"
 CSRF_COOKIE: Final = "nahbar_csrf"  # readable by the web UI, which echoes it in the X-CSRF-Token header
 CSRF_HEADER: Final = "X-CSRF-Token"
-LOGIN_WINDOW_S: Final = 15 * 60  # failures older than this are forgotten
-MAX_FAILURES_PER_ACCOUNT: Final = 5  # per e-mail (known or not) within the window
-MAX_FAILURES_PER_CLIENT: Final = 20  # per client address within the window
 INVITE_LIFETIME_S: Final = 7 * 24 * 3600
+# Ended sessions, tokens and invites, and login attempts, are deleted this long after they ended.
+ACCOUNT_RECORDS_KEEP_DAYS: Final = 30
 API_TOKEN_MAX_DAYS: Final = 366
 ADMIN_PAGE_MAX: Final = 200
 ADMIN_PAGE_DEFAULT: Final = 50

@@ -9,6 +9,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.accounts import tasks as accounts_tasks
 from server.core.db import session_scope
 from server.retention import service
 from server.runtime import Runtime
@@ -58,4 +59,7 @@ def run(runtime: Runtime) -> RetentionReport:
     return purge(runtime.sessions, runtime.settings.retention_days, runtime.clock())
 
 
-JOBS: list[Job] = [Job("retention", run, every_s=3600, at_start=True)]
+JOBS: list[Job] = [
+    Job("retention", run, every_s=3600, at_start=True),
+    Job("accounts-cleanup", accounts_tasks.run, every_s=3600, at_start=True),
+]

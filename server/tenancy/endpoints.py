@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from server.accounts import repository as accounts
 from server.accounts.repository import record_attempt, roles_of
 from server.accounts.schemas import MembershipBrief, MePublic
 from server.admin.etag import IfMatch, set_etag
@@ -105,7 +106,13 @@ def _member(m: Membership, email: str) -> MembershipPublic:
         email=email,
         role=Role(m.role),
         created_at=m.created_at,
+        version=m.version,
     )
+
+
+def _member_of(session: SessionDep, m: Membership) -> MembershipPublic:
+    user = accounts.user(session, m.user_id)
+    return _member(m, user.email if user else "")
 
 
 @router.get(
@@ -117,6 +124,20 @@ def list_members(org_id: int, principal: CurrentAdmin, session: SessionDep) -> l
     """Who belongs to the organisation, with which role."""
     service.visible_organisation(principal, session, org_id)
     return [_member(m, email) for m, email in repository.memberships(principal, session, org_id)]
+
+
+@router.get(
+    "/organisations/{org_id}/members/{membership_id}",
+    response_model=MembershipPublic,
+    operation_id="admin_get_member",
+)
+def get_member(
+    org_id: int, membership_id: int, principal: CurrentAdmin, session: SessionDep, response: Response
+) -> MembershipPublic:
+    """One membership, with its ETag for a role change or removal."""
+    member = service.visible_member(principal, session, org_id, membership_id)
+    set_etag(response, member.version)
+    return _member_of(session, member)
 
 
 @router.patch(
@@ -131,21 +152,30 @@ def update_member(
     principal: CurrentAdmin,
     session: SessionDep,
     runtime: RuntimeDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> MembershipPublic:
-    """Change a member's role (owners); the last owner cannot be demoted."""
-    member = service.change_role(session, principal, org_id, membership_id, body.role, runtime.clock())
-    emails = {m.id: email for m, email in repository.memberships(principal, session, org_id)}
-    return _member(member, emails[member.id])
+    """Change a member's role (owners); needs If-Match. The last owner cannot be demoted."""
+    member = service.change_role(
+        session, principal, org_id, membership_id, body.role, if_match, runtime.clock()
+    )
+    set_etag(response, member.version)
+    return _member_of(session, member)
 
 
 @router.delete(
     "/organisations/{org_id}/members/{membership_id}", status_code=204, operation_id="admin_remove_member"
 )
 def remove_member(
-    org_id: int, membership_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    org_id: int,
+    membership_id: int,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    if_match: IfMatch = None,
 ) -> Response:
-    """Remove a member (owners); the last owner cannot be removed."""
-    service.remove_member(session, principal, org_id, membership_id, runtime.clock())
+    """Remove a member (owners); needs If-Match. The last owner cannot be removed."""
+    service.remove_member(session, principal, org_id, membership_id, if_match, runtime.clock())
     return Response(status_code=204)
 
 
@@ -202,7 +232,7 @@ def accept_invite(body: InviteAccept, request: Request, session: SessionDep, run
     """Redeem a one-time invite (no login needed: the token is the credential); then log in."""
     now = runtime.clock()
     try:
-        user, _member = service.accept_invite(session, body.token, body.password, now)
+        user, _member = service.accept_invite(session, body.token, body.password, now, runtime.settings)
     except NahbarError as exc:
         # Undo the claim on the invite, but keep a wrong password counted towards the account's lockout.
         session.rollback()

@@ -60,6 +60,7 @@ class MembershipPublic(BaseModel):
     email: str
     role: Role
     created_at: datetime
+    version: int = Field(description='The ETag is "v<version>"; send it as If-Match to change the role')
 
 
 class MembershipUpdate(BaseModel):

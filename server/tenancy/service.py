@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from server.accounts import repository as accounts
 from server.accounts.models import Invite
-from server.admin.errors import RuleViolation, TooManyAttempts
+from server.accounts.service import check_lockout
+from server.admin.errors import RuleViolation
 from server.admin.etag import claim_version
 from server.audit import service as audit
 from server.core import const
+from server.core.config import Settings
 from server.core.const import Role
 from server.core.errors import Conflict, Forbidden, Gone, NotFound
 from server.core.security import hash_password, hash_token, new_token, verify_password
@@ -98,17 +100,30 @@ def _member_snap(m: Membership) -> dict[str, Any]:
     return {"user_id": m.user_id, "role": m.role}
 
 
-def change_role(
-    session: Session, scope: Principal, org_id: int, membership_id: int, role: Role, now: datetime
-) -> Membership:
+def visible_member(scope: Principal, session: Session, org_id: int, membership_id: int) -> Membership:
     visible_organisation(scope, session, org_id)
-    scope.require(org_id, Role.OWNER)
     member = repository.membership(scope, session, org_id, membership_id)
     if member is None:
         raise NotFound("No such membership in this organisation.")
+    return member
+
+
+def change_role(
+    session: Session,
+    scope: Principal,
+    org_id: int,
+    membership_id: int,
+    role: Role,
+    if_match: str | None,
+    now: datetime,
+) -> Membership:
+    visible_organisation(scope, session, org_id)
+    scope.require(org_id, Role.OWNER)
+    member = visible_member(scope, session, org_id, membership_id)
     if member.role == Role.OWNER and role != Role.OWNER and repository.owner_count(session, org_id) <= 1:
         raise Conflict("This is the organisation's last owner; make someone else owner first.")
     before = _member_snap(member)
+    claim_version(session, member, if_match)
     member.role = role.value
     audit.record(
         session,
@@ -124,14 +139,16 @@ def change_role(
     return member
 
 
-def remove_member(session: Session, scope: Principal, org_id: int, membership_id: int, now: datetime) -> None:
+def remove_member(
+    session: Session, scope: Principal, org_id: int, membership_id: int, if_match: str | None, now: datetime
+) -> None:
+    """Remove a member; like a role change it needs If-Match, so a removal never races a promotion."""
     visible_organisation(scope, session, org_id)
     scope.require(org_id, Role.OWNER)
-    member = repository.membership(scope, session, org_id, membership_id)
-    if member is None:
-        raise NotFound("No such membership in this organisation.")
+    member = visible_member(scope, session, org_id, membership_id)
     if member.role == Role.OWNER and repository.owner_count(session, org_id) <= 1:
         raise Conflict("This is the organisation's last owner; make someone else owner first.")
+    claim_version(session, member, if_match)
     audit.record(
         session, scope, "membership.delete", "membership", member.id, org_id, _member_snap(member), None, now
     )
@@ -189,16 +206,18 @@ class WrongInvitePassword(Forbidden):
         self.email = email
 
 
-def _prove_password(session: Session, user: AdminUser, password: str, now: datetime) -> None:
+def _prove_password(
+    session: Session, user: AdminUser, password: str, now: datetime, settings: Settings
+) -> None:
     # The same lockout as login, so that an invite link is no way round it.
-    since = now - timedelta(seconds=const.LOGIN_WINDOW_S)
-    if accounts.failures_for_email(session, user.email, since) >= const.MAX_FAILURES_PER_ACCOUNT:
-        raise TooManyAttempts("Too many failed logins for this account; wait 15 minutes and try again.")
+    check_lockout(session, user.email, None, now, settings)
     if not verify_password(user.password_hash, password):
         raise WrongInvitePassword(user.email)
 
 
-def accept_invite(session: Session, token: str, password: str, now: datetime) -> tuple[AdminUser, Membership]:
+def accept_invite(
+    session: Session, token: str, password: str, now: datetime, settings: Settings
+) -> tuple[AdminUser, Membership]:
     """Redeem a one-time invite: a new account gets this password, an existing one must prove it."""
     invite = repository.open_invite_by_hash(session, hash_token(token), now)
     if invite is None:
@@ -223,7 +242,7 @@ def accept_invite(session: Session, token: str, password: str, now: datetime) ->
         session.add(user)
         session.flush()
     else:
-        _prove_password(session, user, password, now)
+        _prove_password(session, user, password, now, settings)
     member = repository.membership_of(session, user.id, invite.organisation_id)
     if member is None:
         member = Membership(
