@@ -14,7 +14,9 @@ from server.api.health import router as health_router
 from server.api.limits import BodySizeLimit
 from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
+from server.delivery.service import Outbox
 from server.presence.endpoints import router as events_router
+from server.prompts.landing import router as landing_router
 from server.runtime import Runtime, system_clock
 from server.scheduler import start_scheduler
 from server.sites.endpoints import router as enrol_router
@@ -28,12 +30,15 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings, clock)
         app.state.runtime = runtime
+        outbox = Outbox(settings, runtime.sessions, clock)
+        outbox.start()  # before the first request: a prompt's commit wakes it
         scheduler = start_scheduler(runtime) if settings.scheduler_enabled else None
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
+            outbox.stop()
             runtime.close()
 
     app = FastAPI(
@@ -44,6 +49,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    for router in (health_router, enrol_router, events_router, mobile_router, admin_router):
+    for router in (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router):
         app.include_router(router)
     return app

@@ -29,10 +29,11 @@ class Job:
 
 def _all_jobs() -> list[Job]:
     # Imported here: each domain's tasks module imports its services, which import the runtime.
+    from server.delivery.tasks import JOBS as delivery_jobs
     from server.presence.tasks import JOBS as presence_jobs
     from server.retention.tasks import JOBS as retention_jobs
 
-    return [*presence_jobs, *retention_jobs]
+    return [*presence_jobs, *retention_jobs, *delivery_jobs]
 
 
 def _guarded(job: Job, runtime: Runtime) -> Callable[[], None]:

@@ -23,7 +23,21 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     vapid_private_key: SecretStr | None = None
     vapid_public_key: str | None = None
-    vapid_subject: str | None = None
+    vapid_subject: str | None = None  # mailto: or https: contact of the operator, sent to push services
+    push_ttl_seconds: int = Field(default=600, ge=0, le=86_400)  # how long a push service may hold a prompt
+    # FCM HTTP v1: a service-account JSON key (its token_uri is where the OAuth token is fetched).
+    fcm_service_account_file: str | None = None
+    fcm_project_id: str | None = None  # defaults to the service account's project_id
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    # APNs: a token-based (.p8) provider key.
+    apns_key_file: str | None = None
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_topic: str | None = None  # the app's bundle id
+    apns_production_url: str = "https://api.push.apple.com"
+    apns_sandbox_url: str = "https://api.sandbox.push.apple.com"
+    delivery_lease_seconds: int = Field(default=30, ge=1, le=600)  # a claimed send is retried after this
+    landing_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)  # how long /p/{token} works
     retention_days: int = Field(default=14, ge=1, le=365)
     eid_rotation_exponent: int = Field(default=10, ge=0, le=15)
     prompt_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
@@ -51,6 +65,24 @@ class Settings(BaseSettings):
     def _split_proxies(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _real_contact(cls, value: str | None) -> str | None:
+        # Push services (Apple's among them) refuse a subject they cannot reach: a mailto: on localhost.
+        if value is None:
+            return value
+        if value.startswith("mailto:"):
+            domain = value.removeprefix("mailto:").rpartition("@")[2].lower()
+            if (
+                not domain
+                or domain in {"localhost", "localhost.localdomain"}
+                or domain.endswith((".localhost", ".local", ".test", ".invalid"))
+            ):
+                raise ValueError("NAHBAR_VAPID_SUBJECT must be a reachable contact (mailto:push@your.org)")
+        elif not value.startswith("https://"):
+            raise ValueError("NAHBAR_VAPID_SUBJECT must start with mailto: or https://")
         return value
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ class EventKind(StrEnum):
 class Outcome(StrEnum):
     PROMPTED = "prompted"
     SUPPRESSED = "suppressed"
+    TEST = "test"  # an admin's test send: counts towards no cap, shows in no inbox
 
 
 class ResponseKind(StrEnum):
@@ -95,3 +96,9 @@ CTA_URL_MAX: Final = 2000
 VARIANT_TITLE_MAX: Final = 80
 VARIANT_BODY_MAX: Final = 240
 VARIANT_CTA_MAX: Final = 40
+# Delivery (issue 7): the outbox sender and its sweep.
+DELIVERY_MAX_ATTEMPTS: Final = 8
+DELIVERY_BACKOFF_BASE_S: Final = 2.0
+DELIVERY_BACKOFF_MAX_S: Final = 120.0
+DELIVERY_SWEEP_EVERY_S: Final = 5.0
+DELIVERY_BATCH: Final = 50

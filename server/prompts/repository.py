@@ -12,6 +12,7 @@ from server.campaigns.models import Campaign, CampaignVariant
 from server.core.const import Outcome
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.sites.models import Site
+from server.subscribers.models import Subscriber
 from server.tenancy.models import Organisation
 
 InboxRow = Row[PromptDecision, CampaignVariant, Campaign, Site, Organisation]
@@ -81,3 +82,21 @@ def responses(session: Session, subscriber_id: uuid.UUID) -> Sequence[PromptResp
         .where(PromptDecision.subscriber_id == subscriber_id)
         .order_by(PromptResponse.at, PromptResponse.id)
     ).all()
+
+
+LandingRow = Row[PromptDecision, CampaignVariant, Campaign, Organisation, Subscriber]
+
+
+def by_landing_token_hash(session: Session, token_hash: str) -> LandingRow | None:
+    """The prompt (or test send) a landing page link stands for, with what the page shows."""
+    return session.execute(
+        select(PromptDecision, CampaignVariant, Campaign, Organisation, Subscriber)
+        .join(CampaignVariant, CampaignVariant.id == PromptDecision.variant_id)
+        .join(Campaign, Campaign.id == PromptDecision.campaign_id)
+        .join(Organisation, Organisation.id == Campaign.organisation_id)
+        .join(Subscriber, Subscriber.id == PromptDecision.subscriber_id)
+        .where(
+            PromptDecision.landing_token_hash == token_hash,
+            PromptDecision.outcome.in_([Outcome.PROMPTED, Outcome.TEST]),
+        )
+    ).first()

@@ -1,0 +1,102 @@
+"""The interface every push provider implements, and what a send attempt can come to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import httpx
+
+# Every request to a push service is bounded: a slow peer must not hold a prompt past its usefulness.
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class ProviderUnavailable(Exception):
+    """The provider has no (usable) credentials in the settings."""
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # 429, 5xx, network: try again later
+    GONE = "gone"  # the subscription or token no longer exists: retire the channel
+    FAILED = "failed"  # refused for good (bad request, auth): do not retry
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where to push: the channel's endpoint (URL or token) and keys."""
+
+    channel_id: int
+    endpoint: str
+    keys: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What the phone shows. `collapse_id` is stable per person and campaign: a re-send replaces."""
+
+    decision_id: int
+    title: str
+    body: str
+    url: str
+    collapse_id: str
+    ttl_s: int
+    expires_at: datetime
+    language: str
+    test: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.decision_id,
+            "title": self.title,
+            "body": self.body,
+            "url": self.url,
+            "tag": self.collapse_id,
+            "expires_at": self.expires_at.isoformat(),
+            "lang": self.language,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    detail: str = ""
+    retry_after_s: float | None = None
+    keys_update: dict[str, Any] = field(default_factory=dict)  # e.g. the APNs environment that answered
+
+
+class Provider(Protocol):
+    kind: str
+
+    def send(self, target: Target, message: Message) -> Result: ...
+
+    def close(self) -> None: ...
+
+
+def retry_after(response: httpx.Response, now: datetime) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def classify(response: httpx.Response, now: datetime) -> Result:
+    """The common HTTP answer mapping: 2xx sent, 404/410 gone, 429/5xx retry, other 4xx failed."""
+    status = response.status_code
+    detail = f"HTTP {status} {response.text[:200]}".strip()
+    if 200 <= status < 300:
+        return Result(Outcome.SENT)
+    if status in (404, 410):
+        return Result(Outcome.GONE, detail)
+    if status == 429 or status >= 500:
+        return Result(Outcome.RETRY, detail, retry_after(response, now))
+    return Result(Outcome.FAILED, detail)
