@@ -97,6 +97,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("DELETE", "/organisations/{org_id}/members/{membership_id}"): Case(
         "object", ok=204, headers={"If-Match": '"v2"'}
     ),
+    ("GET", "/sites/{site_id}/explain"): Case("object"),
     ("GET", "/decisions"): Case("list"),
     ("GET", "/deliveries"): Case("list"),
     ("GET", "/audit"): Case("list"),

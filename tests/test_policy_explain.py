@@ -8,6 +8,7 @@ from server.core.security import pseudonym
 from server.policy.explain import explain, find_subscriber
 from server.prompts.models import PromptDecision
 from server.sites.models import Site
+from tests.admin_world import API, make_world
 from tests.conftest import Clock
 from tests.world import enrol, event, make_charity, opt_in
 
@@ -41,3 +42,22 @@ def test_explain_gives_the_chain_and_writes_nothing(client, session, clock: Cloc
 
     tomorrow_night = clock.advance(12 * 3600)  # 23:10 in Berlin
     assert explain(session, person, site, tomorrow_night, 30.0).reason == "quiet_hours"
+
+
+def test_a_viewer_reads_explain_over_http_and_other_charities_sites_are_404(client, session, clock: Clock):
+    world = make_world(session, clock())
+    session.commit()
+    site_a, site_b = world.ids["a"]["site_id"], world.ids["b"]["site_id"]
+    answer = client.get(f"{API}/sites/{site_a}/explain", headers=world.headers["viewer_a"])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["prompted"], body["reason"], body["person"]) == (False, "no_active_campaign", None)
+    assert [c["name"] for c in body["checks"]][-1] == "no_active_campaign"
+    assert client.get(f"{API}/sites/{site_b}/explain", headers=world.headers["viewer_a"]).status_code == 404
+    unknown = client.get(
+        f"{API}/sites/{site_a}/explain",
+        params={"subscriber": "p_00000000000000000000"},
+        headers=world.headers["viewer_a"],
+    )
+    assert unknown.status_code == 404
+    assert session.scalar(select(func.count()).select_from(PromptDecision)) == 2, "only the world's own"

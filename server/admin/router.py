@@ -12,6 +12,7 @@ from server.admin.support import router as support_router
 from server.audit.endpoints import router as audit_router
 from server.campaigns.endpoints import router as campaigns_router
 from server.core.errors import PROBLEM_JSON
+from server.policy.admin_endpoints import router as policy_router
 from server.sites.admin_endpoints import router as sites_router
 from server.tenancy.endpoints import router as tenancy_router
 
@@ -45,5 +46,6 @@ for part in (
     campaigns_router,
     support_router,
     audit_router,
+    policy_router,
 ):
     router.include_router(part)

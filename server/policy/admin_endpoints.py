@@ -1,4 +1,4 @@
-"""/admin/api/v1/organisations/{org_id}/explain: the policy's chain of checks for one person at one site."""
+"""/admin/api/v1/sites/{site_id}/explain: the policy's chain of checks for one person at one site."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.core import const
 from server.core.errors import NotFound
 from server.core.security import pseudonym
-from server.policy.explain import explain, find_subscriber
+from server.policy.explain import explain, explain_newcomer, find_subscriber
 from server.sites.models import Site
 
 router = APIRouter(tags=["admin: policy"])
@@ -26,7 +26,7 @@ class CheckPublic(BaseModel):
 
 
 class ExplainPublic(BaseModel):
-    person: str = Field(description="The person's pseudonym")
+    person: str | None = Field(description="The person's pseudonym; null for a new person")
     site_id: int
     at: datetime
     dwell_s: float
@@ -38,32 +38,39 @@ class ExplainPublic(BaseModel):
     checks: list[CheckPublic]
 
 
-@router.get(
-    "/organisations/{org_id}/explain", response_model=ExplainPublic, operation_id="admin_explain_decision"
-)
+@router.get("/sites/{site_id}/explain", response_model=ExplainPublic, operation_id="admin_explain_decision")
 def explain_decision(
-    org_id: int,
+    site_id: int,
     principal: CurrentAdmin,
     session: SessionDep,
     runtime: RuntimeDep,
-    subscriber: Annotated[str, Query(max_length=64, description="A pseudonym (p_...) or subscriber id")],
-    site_id: Annotated[int, Query()],
+    subscriber: Annotated[
+        str | None,
+        Query(
+            max_length=64, description="A pseudonym (p_...) or subscriber id; none: a new person, all scopes"
+        ),
+    ] = None,
     dwell_s: Annotated[float, Query(ge=0, description="Assume this dwell")] = float(
         const.DEFAULT_MIN_DWELL_S
     ),
 ) -> ExplainPublic:
     """Would this person be prompted at this site now, and if not, why: every check; sends nothing."""
     site = session.get(Site, site_id)
-    if not principal.sees(org_id) or site is None or site.organisation_id != org_id:
-        raise NotFound(f"No site {site_id} in organisation {org_id} that you can see.")
+    if site is None or not principal.sees(site.organisation_id):
+        raise NotFound(f"No site has id {site_id} among the sites you can see.")
     secret = runtime.settings.secret_key.get_secret_value()
-    person = find_subscriber(session, secret, org_id, subscriber)
-    if person is None:
-        raise NotFound("No such person seen at this organisation's sites; use a pseudonym from /decisions.")
     now = runtime.clock()
-    decision = explain(session, person, site, now, dwell_s)
+    if subscriber is None:
+        decision, alias = explain_newcomer(session, site, now, dwell_s), None
+    else:
+        person = find_subscriber(session, secret, site.organisation_id, subscriber)
+        if person is None:
+            raise NotFound(
+                "Nobody by that id was seen at this organisation's sites; use a pseudonym from /decisions."
+            )
+        decision, alias = explain(session, person, site, now, dwell_s), pseudonym(secret, person.id.bytes)
     return ExplainPublic(
-        person=pseudonym(secret, person.id.bytes),
+        person=alias,
         site_id=site.id,
         at=now,
         dwell_s=dwell_s,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.core import const
 from server.core.security import pseudonym
-from server.policy.decide import Decision
+from server.policy import repository
+from server.policy.decide import Decision, History, Person, Situation, decide, site_zone
 from server.policy.service import decide_now
 from server.presence.models import ProximityEvent
 from server.prompts.models import PromptDecision
@@ -35,6 +38,20 @@ def find_subscriber(session: Session, secret_key: str, organisation_id: int, who
         ):
             return session.get(Subscriber, subscriber_id)
     return None
+
+
+def explain_newcomer(session: Session, site: Site, now: datetime, dwell_s: float) -> Decision:
+    """The decision for someone new here (every scope, no history): the site's and campaigns' own checks."""
+    campaigns = repository.campaigns_at_site(session, site.id)
+    situation = Situation(now, site.id, site.timezone, site.language, dwell_s, repository.policy(session))
+    newcomer = Person(uuid.UUID(int=0), const.CONSENT_SCOPES, site.language)
+    zone = site_zone(site.timezone)
+    used = (
+        repository.budget_used(session, now.astimezone(zone).date(), (c.id for c in campaigns))
+        if zone
+        else {}
+    )
+    return decide(newcomer, History(budget_used=used), campaigns, situation)
 
 
 def explain(session: Session, subscriber: Subscriber, site: Site, now: datetime, dwell_s: float) -> Decision:
