@@ -114,7 +114,13 @@ def test_an_unknown_version_is_a_404_problem_that_does_not_echo_the_path(client)
         ),
         (
             "en",
-            ["pseudonymous identifier", "encrypted", "visits formed from them: 14 days", "Decisions", "responses"],
+            [
+                "pseudonymous identifier",
+                "encrypted",
+                "visits formed from them: 14 days",
+                "Decisions",
+                "responses",
+            ],
             ["No name, no e-mail address, no phone number", "No MAC address"],
             ["Art. 15 and 20", "Withdrawal and erasure in one step", "Art. 77", "operator of this platform"],
         ),
