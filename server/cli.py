@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+from datetime import datetime
+from pathlib import Path
 
 import typer
 
@@ -65,6 +67,20 @@ def purge() -> None:
         f"aggregate rows written: {report.aggregated}; deleted: {report.events_deleted} proximity events, "
         f"{report.visits_deleted} visits"
     )
+
+
+@app.command()
+def simulate(
+    days: int = typer.Option(30, min=1, max=90, help="Replay the last this many days."),
+    organisation: int | None = typer.Option(None, help="Report only this organisation's sites."),
+    proposal: Path | None = typer.Option(None, help="JSON: policy, campaigns, organisation (as the API)."),
+    until: datetime | None = typer.Option(None, help="End of the period, UTC (default: now)."),
+) -> None:
+    """Replay stored sightings with the current and proposed policy settings; sends and records nothing."""
+    from server.policy.simulate_cli import run
+
+    settings = get_settings()
+    raise typer.Exit(run(settings, days=days, organisation=organisation, proposal_file=proposal, until=until))
 
 
 @app.command("create-admin")

@@ -98,6 +98,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         "object", ok=204, headers={"If-Match": '"v2"'}
     ),
     ("GET", "/sites/{site_id}/explain"): Case("object"),
+    ("POST", "/organisations/{org_id}/simulate"): Case("object", {"days": 7}),
     ("GET", "/decisions"): Case("list"),
     ("GET", "/deliveries"): Case("list"),
     ("GET", "/audit"): Case("list"),

@@ -13,6 +13,7 @@ from server.audit.endpoints import router as audit_router
 from server.campaigns.endpoints import router as campaigns_router
 from server.core.errors import PROBLEM_JSON
 from server.policy.admin_endpoints import router as policy_router
+from server.policy.admin_simulate import router as simulate_router
 from server.sites.admin_endpoints import router as sites_router
 from server.tenancy.endpoints import router as tenancy_router
 
@@ -47,5 +48,6 @@ for part in (
     support_router,
     audit_router,
     policy_router,
+    simulate_router,
 ):
     router.include_router(part)

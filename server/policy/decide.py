@@ -37,6 +37,10 @@ class Reason(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
 
 
+# Reasons that do not settle the visit: the person may still stay long enough for a later event to prompt.
+NOT_YET: frozenset[Reason] = frozenset({Reason.DWELL_TOO_SHORT})
+
+
 @dataclass(frozen=True, slots=True)
 class VariantOption:
     id: int

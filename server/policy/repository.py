@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -13,8 +14,12 @@ from sqlalchemy.orm import Session
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core import const
 from server.core.const import Outcome, ResponseKind
-from server.policy.decide import CampaignOption, History, PastPrompt, Policy, VariantOption
+from server.policy.decide import CampaignOption, History, OwnCaps, PastPrompt, Person, Policy, VariantOption
+from server.policy.simulate import Answer, Recording, Sighting, SiteInfo
+from server.policy.simulate import Exclusion as ExclusionAt
+from server.presence.models import ProximityEvent
 from server.prompts.models import PromptDecision, PromptResponse
+from server.sites.models import Site
 from server.subscribers.models import Exclusion, Subscriber
 from server.tenancy.models import Organisation, PlatformSettings
 
@@ -168,3 +173,112 @@ def exclusions(session: Session, subscriber_id: uuid.UUID) -> Excluded:
         sites=frozenset(site for site, _ in rows if site is not None),
         organisations=frozenset(org for _, org in rows if org is not None),
     )
+
+
+# --- The simulator's recording ----------------------------------------------------------------------------
+
+
+def recording(session: Session, start: datetime, end: datetime, prompt_ttl_s: int) -> Recording:
+    """A period's stored sightings with everything their replay needs, in a few set-based queries."""
+    events = [
+        Sighting(*row)
+        for row in session.execute(
+            select(
+                ProximityEvent.id,
+                ProximityEvent.received_at,
+                ProximityEvent.observed_at,
+                ProximityEvent.site_id,
+                ProximityEvent.subscriber_id,
+                ProximityEvent.visit_id,
+                ProximityEvent.kind,
+                ProximityEvent.dwell_s,
+            )
+            .where(ProximityEvent.received_at >= start, ProximityEvent.received_at < end)
+            .order_by(ProximityEvent.received_at, ProximityEvent.id)
+        )
+    ]
+    seen = select(ProximityEvent.subscriber_id).where(
+        ProximityEvent.received_at >= start, ProximityEvent.received_at < end
+    )
+    sites = {
+        site_id: SiteInfo(org, zone, language)
+        for site_id, org, zone, language in session.execute(
+            select(Site.id, Site.organisation_id, Site.timezone, Site.language)
+        )
+    }
+    campaigns = {site_id: campaigns_at_site(session, site_id, active_only=False) for site_id in sites}
+    people: dict[uuid.UUID, Person] = {}
+    for subscriber_id, scopes, language, preferences in session.execute(
+        select(Subscriber.id, Subscriber.scopes, Subscriber.language, Subscriber.preferences).where(
+            Subscriber.id.in_(seen)
+        )
+    ):
+        quiet = (preferences or {}).get("quiet_hours")
+        caps = (preferences or {}).get("caps") or {}
+        people[subscriber_id] = Person(
+            subscriber_id,
+            frozenset(scopes),
+            language,
+            quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+            caps=OwnCaps(caps.get("per_day"), caps.get("per_week"), caps.get("per_month")),
+        )
+    exclusions: dict[uuid.UUID, list[ExclusionAt]] = defaultdict(list)
+    for subscriber_id, at, site_id, org_id in session.execute(
+        select(
+            Exclusion.subscriber_id, Exclusion.created_at, Exclusion.site_id, Exclusion.organisation_id
+        ).where(Exclusion.subscriber_id.in_(seen))
+    ):
+        exclusions[subscriber_id].append(ExclusionAt(at, site_id, org_id))
+    answers: dict[uuid.UUID, list[Answer]] = defaultdict(list)
+    for subscriber_id, kind, at, campaign_id in session.execute(
+        select(
+            PromptDecision.subscriber_id, PromptResponse.kind, PromptResponse.at, PromptDecision.campaign_id
+        )
+        .join(PromptDecision, PromptDecision.id == PromptResponse.decision_id)
+        .where(
+            PromptDecision.subscriber_id.in_(seen),
+            PromptDecision.campaign_id.is_not(None),
+            PromptResponse.kind.in_([ResponseKind.DISMISSED, ResponseKind.ACCEPTED]),
+        )
+    ):
+        if subscriber_id is not None and campaign_id is not None:
+            answers[subscriber_id].append(Answer(at, kind, campaign_id))
+    earlier: dict[uuid.UUID, list[PastPrompt]] = defaultdict(list)
+    for subscriber_id, at, day, org_id, campaign_id in session.execute(
+        select(
+            PromptDecision.subscriber_id,
+            PromptDecision.decided_at,
+            PromptDecision.local_day,
+            Campaign.organisation_id,
+            Campaign.id,
+        )
+        .join(Campaign, Campaign.id == PromptDecision.campaign_id)
+        .where(
+            PromptDecision.subscriber_id.in_(seen),
+            PromptDecision.outcome == Outcome.PROMPTED,
+            PromptDecision.decided_at < start,
+        )
+    ):
+        if day is not None and subscriber_id is not None:
+            earlier[subscriber_id].append(PastPrompt(at, day, org_id, campaign_id))
+    return Recording(
+        start,
+        end,
+        policy(session),
+        prompt_ttl_s,
+        events,
+        sites,
+        campaigns,
+        people,
+        exclusions,
+        answers,
+        earlier,
+    )
+
+
+def organisation_sites(session: Session, organisation_id: int) -> list[int]:
+    return list(session.scalars(select(Site.id).where(Site.organisation_id == organisation_id)))
+
+
+def organisation_campaigns(session: Session, organisation_id: int) -> set[int]:
+    return set(session.scalars(select(Campaign.id).where(Campaign.organisation_id == organisation_id)))

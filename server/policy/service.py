@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from server.core.const import Outcome
 from server.policy import repository
-from server.policy.decide import Decision, OwnCaps, Person, Reason, Situation, decide, site_zone
+from server.policy.decide import NOT_YET, Decision, OwnCaps, Person, Reason, Situation, decide, site_zone
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.deliveries import create_deliveries
 from server.prompts.models import PromptDecision
@@ -19,9 +19,6 @@ from server.sites.models import Site
 from server.subscribers.models import Subscriber
 
 log = logging.getLogger("nahbar.decisions")
-
-# Reasons that do not settle the visit: the person may still stay long enough for a later event to prompt.
-NOT_YET = frozenset({Reason.DWELL_TOO_SHORT})
 
 
 def person_of(session: Session, subscriber: Subscriber) -> Person:
