@@ -32,9 +32,14 @@ class Excluded:
 
 def lock_person(session: Session, subscriber_id: uuid.UUID) -> None:
     """Serialise decisions about one person until the transaction ends: a row lock on PostgreSQL, the
-    database's single write lock on SQLite (taken by a write, so a deferred transaction cannot read first)."""
+    database's single write lock on SQLite (taken by a write, so a deferred transaction cannot read first).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: the sighting's rows were inserted first, and their foreign keys hold
+    FOR KEY SHARE on this row; FOR UPDATE would wait on those of concurrent sightings, and they on ours."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Subscriber.id).where(Subscriber.id == subscriber_id).with_for_update())
+        session.execute(
+            select(Subscriber.id).where(Subscriber.id == subscriber_id).with_for_update(key_share=True)
+        )
     else:
         session.execute(
             update(Subscriber).where(Subscriber.id == subscriber_id).values(version=Subscriber.version)
