@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -50,8 +51,11 @@ def start_scheduler(runtime: Runtime, jobs: list[Job] | None = None) -> Backgrou
     """Start the process's scheduler with every job; `runtime.close()` does not stop it, the caller does."""
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     for job in _all_jobs() if jobs is None else jobs:
-        scheduler.add_job(_guarded(job, runtime), "interval", seconds=job.every_s, id=job.name, name=job.name)
-        if job.at_start:
-            scheduler.add_job(_guarded(job, runtime), id=f"{job.name}-at-start", name=job.name)
+        # One job each; `at_start` only moves its first run to now. (A separate one-off job could be
+        # removed by a quick shutdown while APScheduler still looked it up: JobLookupError.)
+        first = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
+        scheduler.add_job(
+            _guarded(job, runtime), "interval", seconds=job.every_s, id=job.name, name=job.name, **first
+        )
     scheduler.start()
     return scheduler

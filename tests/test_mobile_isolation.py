@@ -72,7 +72,9 @@ def world(client, session, clock: Clock) -> World:
     charity = make_charity(session, clock())
     gateway = enrol(client, charity.enrolment_code)
     a, b = opt_in(client, language="de"), opt_in(client, language="de")
-    client.post("/gateway/v1/events", json={"events": [event("evt-iso-0001", a, clock())]}, headers=gateway)
+    # A prompt needs a dwell of at least 15 s (DESIGN.md): enter, then still there 20 s later.
+    walk = [event("evt-iso-0001", a, clock()), event("evt-iso-0002", a, clock(), kind="dwell", dwell=20)]
+    client.post("/gateway/v1/events", json={"events": walk}, headers=gateway)
     decision_id = client.get("/mobile/v1/me/prompts", headers=a.headers).json()["prompts"][0]["id"]
     client.post(f"/mobile/v1/me/prompts/{decision_id}/responses", json={"kind": "opened"}, headers=a.headers)
     subscription = web_push("https://push.example.net/wpush/v2/a-only")
@@ -191,7 +193,8 @@ def sighting(w: World) -> None:
     w.session.commit()
     body = {
         "id": "sgt-shared-0001",  # an idempotency key is per phone: A's use of it is no concern of B's
-        "kind": "enter",
+        "kind": "dwell",
+        "dwell_s": 20,  # long enough to be prompted
         "uuid": site.ibeacon_uuid,
         "major": 7,
         "observed_at": w.client.app.state.runtime.clock().isoformat(),
