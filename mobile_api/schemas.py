@@ -43,6 +43,9 @@ class PromptPublic(BaseModel):
     body: str
     cta_label: str
     cta_url: str | None
+    landing_url: str = Field(
+        description="The prompt's page (/p/{token}): the request and its answers; the link its push carries"
+    )
     decided_at: datetime
     expires_at: datetime | None
 

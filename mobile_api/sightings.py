@@ -11,10 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
+from mobile_api.inbox import prompt_public
 from mobile_api.schemas import PromptPublic
 from mobile_api.sighting_schemas import MAX_SIGHTING_BYTES, SightingCreate, SightingPublic
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
 from server.api.ratelimit import LimitedRoute, SightingRateLimit
+from server.core.config import Settings
 from server.core.const import Outcome
 from server.core.errors import PayloadTooLarge
 from server.presence import service
@@ -104,28 +106,18 @@ def post_sighting(
     )
     prompt = None
     if outcome.decision is not None and outcome.decision.outcome == Outcome.PROMPTED:
-        prompt = _as_in_inbox(session, subscriber.id, outcome.decision.id)
+        prompt = _as_in_inbox(session, settings, subscriber.id, outcome.decision.id)
     return SightingPublic(
         stored=outcome.stored, duplicate=outcome.duplicate, prompt=prompt, reason=outcome.reason
     )
 
 
-def _as_in_inbox(session: Session, subscriber_id: uuid.UUID, decision_id: int) -> PromptPublic | None:
+def _as_in_inbox(
+    session: Session, settings: Settings, subscriber_id: uuid.UUID, decision_id: int
+) -> PromptPublic | None:
     """The prompt exactly as GET /me/prompts lists it (same query, same fields)."""
     session.flush()
-    for decision, variant, campaign, site, org in prompts.inbox(session, subscriber_id, INBOX_LOOKBACK):
-        if decision.id == decision_id:
-            return PromptPublic(
-                id=decision.id,
-                organisation=org.name,
-                site=site.name,
-                campaign_kind=campaign.kind,
-                language=variant.language,
-                title=variant.title,
-                body=variant.body,
-                cta_label=variant.cta_label,
-                cta_url=campaign.cta_url,
-                decided_at=decision.decided_at,
-                expires_at=decision.expires_at,
-            )
+    for row in prompts.inbox(session, subscriber_id, INBOX_LOOKBACK):
+        if row[0].id == decision_id:
+            return prompt_public(settings, row)
     return None

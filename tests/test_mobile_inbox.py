@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.conftest import Clock
+from urllib.parse import urlsplit
+
+from server.prompts.tokens import landing_token
+from tests.conftest import TEST_SECRET, Clock
 from tests.world import enrol, event, make_charity, opt_in
 
 
@@ -16,6 +19,22 @@ def test_each_phone_sees_only_its_own_prompts(client, session, clock: Clock):
     )
     assert len(client.get("/mobile/v1/me/prompts", headers=walker.headers).json()["prompts"]) == 1
     assert client.get("/mobile/v1/me/prompts", headers=bystander.headers).json() == {"prompts": []}
+
+
+def test_each_prompt_links_to_its_landing_page_as_its_push_does(client, session, clock: Clock, settings):
+    gateway = enrol(client, make_charity(session, clock()).enrolment_code)
+    walker = opt_in(client, language="en")
+    client.post(
+        "/gateway/v1/events",
+        json={"events": [event("evt-m-00002", walker, clock(), "dwell", 20)]},
+        headers=gateway,
+    )
+    [prompt] = client.get("/mobile/v1/me/prompts", headers=walker.headers).json()["prompts"]
+    token = landing_token(TEST_SECRET, prompt["id"])
+    assert prompt["landing_url"] == f"{settings.public_url.rstrip('/')}/p/{token}"
+    page = client.get(urlsplit(prompt["landing_url"]).path)
+    assert page.status_code == 200
+    assert "Help?" in page.text
 
 
 def test_inbox_needs_a_valid_device_token(client):
