@@ -35,10 +35,10 @@ def test_generated_walks_never_break_a_cap_or_quiet_hours(client, session, clock
     keys = itertools.count()
     given_in_all: list[int] = []
 
-    @settings(max_examples=12, deadline=None, database=None)
+    @settings(max_examples=15, deadline=None, database=None, derandomize=True)  # reproducible in CI
     @given(
         walks=walk_st,
-        caps=st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(0, 4)),
+        caps=st.tuples(st.integers(1, 2), st.integers(0, 3), st.integers(1, 4)),
         own=st.none() | st.just(1),
     )
     def run(walks, caps, own):

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -47,41 +48,62 @@ def lock_person(session: Session, subscriber_id: uuid.UUID) -> None:
 
 
 def campaigns_at_site(session: Session, site_id: int, *, active_only: bool = True) -> list[CampaignOption]:
+    """The campaigns at a site with their charity's caps and their variants, in one query of plain columns."""
     query = (
-        select(Campaign, Organisation)
+        select(
+            Campaign.id,
+            Campaign.organisation_id,
+            Campaign.kind,
+            Campaign.priority,
+            Campaign.status,
+            Campaign.starts_at,
+            Campaign.ends_at,
+            Campaign.daily_from,
+            Campaign.daily_until,
+            Campaign.daily_budget,
+            Campaign.min_dwell_s,
+            Campaign.max_dwell_s,
+            Organisation.prompts_per_week,
+            Organisation.cooldown_days,
+            CampaignVariant.id,
+            CampaignVariant.language,
+            CampaignVariant.label,
+        )
         .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
         .join(Organisation, Organisation.id == Campaign.organisation_id)
+        .outerjoin(CampaignVariant, CampaignVariant.campaign_id == Campaign.id)
         .where(CampaignSite.site_id == site_id)
+        .order_by(Campaign.id, CampaignVariant.id)
     )
     if active_only:
         query = query.where(Campaign.status == "active")
-    rows = session.execute(query).all()
-    if not rows:
-        return []
-    variants: dict[int, list[VariantOption]] = {c.id: [] for c, _ in rows}
-    for v in session.scalars(select(CampaignVariant).where(CampaignVariant.campaign_id.in_(variants))):
-        variants[v.campaign_id].append(VariantOption(v.id, v.language, v.label))
-    return [to_option(c, o, variants[c.id]) for c, o in rows]
-
-
-def to_option(c: Campaign, org: Organisation, variants: Iterable[VariantOption]) -> CampaignOption:
-    return CampaignOption(
-        id=c.id,
-        organisation_id=c.organisation_id,
-        kind=c.kind,
-        priority=c.priority,
-        status=c.status,
-        starts_at=c.starts_at,
-        ends_at=c.ends_at,
-        daily_from=c.daily_from,
-        daily_until=c.daily_until,
-        variants=tuple(variants),
-        daily_budget=c.daily_budget,
-        min_dwell_s=c.min_dwell_s,
-        max_dwell_s=c.max_dwell_s,
-        org_prompts_per_week=org.prompts_per_week,
-        org_cooldown_days=org.cooldown_days,
-    )
+    campaigns: dict[int, tuple[Any, ...]] = {}
+    variants: dict[int, list[VariantOption]] = {}
+    for row in session.execute(query):
+        campaigns.setdefault(row[0], tuple(row[:14]))
+        found = variants.setdefault(row[0], [])
+        if row[14] is not None:
+            found.append(VariantOption(row[14], row[15], row[16]))
+    return [
+        CampaignOption(
+            id=c[0],
+            organisation_id=c[1],
+            kind=c[2],
+            priority=c[3],
+            status=c[4],
+            starts_at=c[5],
+            ends_at=c[6],
+            daily_from=c[7],
+            daily_until=c[8],
+            variants=tuple(variants[cid]),
+            daily_budget=c[9],
+            min_dwell_s=c[10],
+            max_dwell_s=c[11],
+            org_prompts_per_week=c[12],
+            org_cooldown_days=c[13],
+        )
+        for cid, c in campaigns.items()
+    ]
 
 
 def history(

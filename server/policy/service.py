@@ -108,12 +108,15 @@ def _record(
         day_slot=slot if decision.prompted else None,
         expires_at=event.received_at + timedelta(seconds=ttl_s) if decision.prompted else None,
     )
+    if not decision.prompted:  # no day slot, so nothing to collide with: no savepoint needed
+        session.add(row)
+        session.flush()
+        return row
     try:
         with session.begin_nested():
             session.add(row)
             session.flush()
     except IntegrityError:
         return None
-    if decision.prompted:
-        create_deliveries(session, row)
+    create_deliveries(session, row)
     return row
