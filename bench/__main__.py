@@ -12,6 +12,7 @@ from typing import Any, Final
 from bench import report
 from bench.agent_throughput import Throughput, measure
 from bench.mix import FOREIGN_PARTS, PARTS
+from bench.policy import run as policy
 
 EID_ROTATION_TARGET_S: Final = 5.0  # one rotation of the EID table for 1,000,000 subscribers (issue 4)
 EID_MEMORY_TARGET_MB: Final = 250.0  # resident for that table
@@ -272,7 +273,7 @@ startup until the index can answer.
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (all by default); exit 1 when a target was missed."""
-    benchmarks = {"agent": agent, "eid": eid_table}
+    benchmarks = {"agent": agent, "eid": eid_table, "policy": policy}
     names = argv or list(benchmarks)
     unknown = [name for name in names if name not in benchmarks]
     if unknown:
