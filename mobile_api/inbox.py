@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from mobile_api.schemas import InboxPublic, PromptPublic
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
 from server.core.config import Settings
+from server.core.const import Outcome
 from server.prompts import repository as prompts
 from server.prompts.repository import InboxRow
 from server.prompts.tokens import landing_token
@@ -38,6 +39,7 @@ def prompt_public(settings: Settings, row: InboxRow) -> PromptPublic:
         landing_url=landing_url(settings, decision.id),
         decided_at=decision.decided_at,
         expires_at=decision.expires_at,
+        test=decision.outcome == Outcome.TEST,
     )
 
 

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mobile_api import channels, inbox, optin, pages, preferences, privacy, responses, sightings
+from mobile_api import (
+    channels,
+    inbox,
+    optin,
+    pages,
+    preferences,
+    privacy,
+    responses,
+    sightings,
+    test_device,
+)
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-for part in (optin, inbox, preferences, channels, responses, privacy, pages, sightings):
+for part in (optin, inbox, preferences, channels, responses, privacy, pages, sightings, test_device):
     router.include_router(part.router)

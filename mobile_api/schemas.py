@@ -48,6 +48,7 @@ class PromptPublic(BaseModel):
     )
     decided_at: datetime
     expires_at: datetime | None
+    test: bool = Field(default=False, description="A charity's test send to this paired test phone")
 
 
 class InboxPublic(BaseModel):

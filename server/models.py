@@ -3,6 +3,7 @@
 from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
 from server.audit.models import AuditEntry
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
+from server.campaigns.test_send import TestDevice, TestDevicePairingCode
 from server.core.db import Base
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -36,5 +37,7 @@ __all__ = [
     "Site",
     "SiteBeacon",
     "Subscriber",
+    "TestDevice",
+    "TestDevicePairingCode",
     "Visit",
 ]

@@ -11,7 +11,10 @@ import pytest
 from fastapi.routing import iter_route_contexts
 
 from server.app import create_app
+from server.campaigns.test_send import TestDevice
 from tests.admin_world import API, PASSWORD, World, make_world
+from tests.delivery_world import subscriber_of
+from tests.world import opt_in
 
 VALID_CAMPAIGN = {
     "organisation_id": "{org_id}",
@@ -99,6 +102,12 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/sites/{site_id}/explain"): Case("object"),
     ("POST", "/organisations/{org_id}/simulate"): Case("object", {"days": 7}),
+    ("POST", "/organisations/{org_id}/test-devices/pairing-codes"): Case("object", ok=201),
+    ("GET", "/organisations/{org_id}/test-devices"): Case("object"),
+    ("POST", "/organisations/{org_id}/campaigns/{campaign_id}/test-send"): Case(
+        "object", {"test_device_id": "{test_device_id}", "language": "de"}, ok=201
+    ),
+    ("DELETE", "/organisations/{org_id}/test-devices/{test_device_id}"): Case("object", ok=204),
     ("GET", "/decisions"): Case("list"),
     ("GET", "/deliveries"): Case("list"),
     ("GET", "/audit"): Case("list"),
@@ -145,8 +154,18 @@ def call(client, world: World, key: tuple[str, str], side: str, who: str | None,
 
 
 @pytest.fixture
-def world(session, clock) -> World:
-    return make_world(session, clock())
+def world(client, session, clock) -> World:
+    world = make_world(session, clock())
+    phones = {side: opt_in(client) for side in world.ids}
+    for side, ids in world.ids.items():  # a phone paired as each charity's test device
+        device = TestDevice(
+            organisation_id=ids["org_id"], subscriber_id=subscriber_of(session, phones[side]).id, label="t"
+        )
+        session.add(device)
+        session.flush()
+        ids["test_device_id"] = device.id
+    session.commit()
+    return world
 
 
 def test_anonymous_callers_get_401_everywhere_but_login_and_invites(client, world):

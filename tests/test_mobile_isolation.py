@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.app import create_app
+from server.campaigns.test_send import TestDevice, TestDevicePairingCode
 from server.core.config import Settings
+from server.core.security import hash_token
 from server.prompts.models import PromptResponse
 from server.sites.models import Site
 from server.subscribers.models import Exclusion, PushChannel
@@ -207,6 +210,26 @@ def sighting(w: World) -> None:
     none_of_a_in(w, answer.text)
 
 
+def pair_test_device(w: World) -> None:
+    # A's pairing code pairs A; B entering the same (now used) code pairs nobody, and B is no test device.
+    code, now = "A2B3C4D5E6F7", w.client.app.state.runtime.clock()
+    w.session.add(
+        TestDevicePairingCode(
+            organisation_id=w.charity.organisation_id,
+            code_hash=hash_token(code),
+            created_at=now,
+            expires_at=now + timedelta(minutes=15),
+        )
+    )
+    w.session.commit()
+    body = {"code": code, "label": "A's phone"}
+    assert w.client.post("/mobile/v1/me/test-device", json=body, headers=w.a.headers).status_code == 201
+    answer = w.client.post("/mobile/v1/me/test-device", json=body, headers=w.b.headers)
+    assert (answer.status_code, answer.json()["code"]) == (422, "invalid_pairing_code")
+    none_of_a_in(w, answer.text)
+    assert w.count(TestDevice) == 1
+
+
 def erase(w: World) -> None:
     assert w.client.delete("/mobile/v1/me", headers=w.b.headers).status_code == 204
     assert w.client.get("/mobile/v1/me/preferences", headers=w.b.headers).status_code == 401
@@ -226,6 +249,7 @@ CASES: dict[tuple[str, str], Callable[[World], None]] = {
     ("GET", "/mobile/v1/me/export"): export,
     ("DELETE", "/mobile/v1/me"): erase,
     ("POST", "/mobile/v1/sightings"): sighting,
+    ("POST", "/mobile/v1/me/test-device"): pair_test_device,
 }
 
 

@@ -11,6 +11,7 @@ from server.accounts.endpoints import users_router
 from server.admin.support import router as support_router
 from server.audit.endpoints import router as audit_router
 from server.campaigns.endpoints import router as campaigns_router
+from server.campaigns.test_send_endpoints import router as test_send_router
 from server.core.errors import PROBLEM_JSON
 from server.policy.admin_endpoints import router as policy_router
 from server.policy.admin_simulate import router as simulate_router
@@ -49,5 +50,6 @@ for part in (
     audit_router,
     policy_router,
     simulate_router,
+    test_send_router,
 ):
     router.include_router(part)

@@ -40,7 +40,7 @@ class EventKind(StrEnum):
 class Outcome(StrEnum):
     PROMPTED = "prompted"
     SUPPRESSED = "suppressed"
-    TEST = "test"  # an admin's test send: counts towards no cap, shows in no inbox
+    TEST = "test"  # a test send to a paired test device: in its inbox, but counted by no cap or statistic
 
 
 class ResponseKind(StrEnum):

@@ -26,7 +26,10 @@ def inbox(session: Session, subscriber_id: uuid.UUID, limit: int) -> Sequence[In
         .join(Campaign, Campaign.id == PromptDecision.campaign_id)
         .join(Site, Site.id == PromptDecision.site_id)
         .join(Organisation, Organisation.id == Campaign.organisation_id)
-        .where(PromptDecision.subscriber_id == subscriber_id, PromptDecision.outcome == Outcome.PROMPTED)
+        .where(
+            PromptDecision.subscriber_id == subscriber_id,
+            PromptDecision.outcome.in_([Outcome.PROMPTED, Outcome.TEST]),
+        )
         .order_by(PromptDecision.decided_at.desc(), PromptDecision.id.desc())
         .limit(limit)
     ).all()

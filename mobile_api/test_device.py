@@ -1,0 +1,48 @@
+"""POST /mobile/v1/me/test-device: this phone, by its own act, becomes a charity's test device."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
+from server.campaigns import test_send
+
+router = APIRouter()
+
+
+class TestDevicePairing(BaseModel):
+    __test__ = False  # not a pytest class
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=8, max_length=20, description="The code the charity's editor was shown")
+    label: str = Field(default="Test phone", min_length=1, max_length=60)
+
+
+class TestDevicePaired(BaseModel):
+    __test__ = False
+
+    id: int
+    organisation: str
+    paired_at: datetime
+
+
+@router.post(
+    "/me/test-device",
+    status_code=201,
+    response_model=TestDevicePaired,
+    operation_id="mobile_pair_test_device",
+    responses={422: {"description": "The code is unknown, used or expired (invalid_pairing_code)"}},
+)
+def pair_test_device(
+    body: TestDevicePairing, subscriber: CurrentDevice, session: SessionDep, runtime: RuntimeDep
+) -> TestDevicePaired:
+    """Receive this charity's test sends on this phone: only a code its editor was given pairs it."""
+    device = test_send.pair(session, subscriber, body.code, body.label, runtime.clock())
+    return TestDevicePaired(
+        id=device.id,
+        organisation=test_send.organisation_name(session, device.organisation_id),
+        paired_at=device.paired_at,
+    )
