@@ -120,9 +120,11 @@ async def _read_inbox(client: httpx.AsyncClient, phone: Phone, say: Callable[[st
     while True:
         await asyncio.sleep(3)
         headers = {"Authorization": f"Bearer {phone.token}"}
-        prompts = (
-            (await client.get("/mobile/v1/me/prompts", headers=headers)).raise_for_status().json()["prompts"]
-        )
+        try:
+            answer = await client.get("/mobile/v1/me/prompts", headers=headers)
+        except httpx.TransportError:
+            continue  # the server is restarting or shutting down: a phone just tries again later
+        prompts = answer.raise_for_status().json()["prompts"]
         for prompt in prompts:
             if prompt["id"] not in phone.seen_prompts:
                 phone.seen_prompts.add(prompt["id"])

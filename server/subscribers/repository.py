@@ -17,8 +17,12 @@ from server.tenancy.models import Organisation
 
 
 def lock(session: Session, subscriber_id: uuid.UUID) -> None:
-    """Serialise this person's own writes (a no-op on SQLite, which has one writer anyway)."""
-    session.execute(select(Subscriber.id).where(Subscriber.id == subscriber_id).with_for_update())
+    """Serialise this person's own writes (a no-op on SQLite, which has one writer anyway).
+
+    FOR NO KEY UPDATE, as the policy's lock: it conflicts with that lock, but not with the FOR KEY SHARE
+    that concurrent inserts referencing this person take, which FOR UPDATE would deadlock against."""
+    query = select(Subscriber.id).where(Subscriber.id == subscriber_id).with_for_update(key_share=True)
+    session.execute(query)
 
 
 def site(session: Session, site_id: int) -> Site | None:
