@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from bench import report
 from bench.agent_throughput import Throughput, measure
+from bench.delivery import run as delivery
 from bench.mix import FOREIGN_PARTS, PARTS
 from bench.policy import run as policy
 
@@ -273,7 +274,7 @@ startup until the index can answer.
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (all by default); exit 1 when a target was missed."""
-    benchmarks = {"agent": agent, "eid": eid_table, "policy": policy}
+    benchmarks = {"agent": agent, "eid": eid_table, "policy": policy, "delivery": delivery}
     names = argv or list(benchmarks)
     unknown = [name for name in names if name not in benchmarks]
     if unknown:

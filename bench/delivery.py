@@ -1,0 +1,611 @@
+"""Delivery latency (issue 7): from a gateway's POST of the event that triggers a prompt to the Web Push
+request arriving at a local push service, on one real uvicorn worker, at a fixed rate of prompts per second.
+Prints JSON figures; `python -m bench delivery` writes the doc section.
+
+Three processes: the server (`python -m uvicorn server.app:create_app --factory`, one worker, NAHBAR_* env:
+a database made for the run, VAPID keys, a raised opt-in limit), a push service (a stdlib HTTP server that
+stamps each request's arrival with CLOCK_MONOTONIC, which every process on the machine shares, and answers
+201), and this one, which sets up the subscribers over the API before anything is timed and then sends the
+gateway's batches open-loop: batch i leaves at start + i / rate whether or not earlier ones were answered.
+Each prompt goes to a fresh subscriber (one prompt a day per person) with its own push endpoint path, which
+is how an arrival is matched to its POST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+POSTGRES_URL: Final = os.environ.get(
+    "NAHBAR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SECRET: Final = "bench-secret-key-that-is-long-enough-0123456789"
+ROOT: Final = Path(__file__).resolve().parent.parent
+P50_TARGET_MS: Final = 100.0
+P99_TARGET_MS: Final = 300.0
+RATE: Final = 100.0  # prompts per second (issue 7)
+REFERENCE_RATE: Final = 25.0  # a rate one worker on this machine keeps up with, for comparison
+SECONDS: Final = 30.0
+WARMUP: Final = 200  # prompts sent at the rate before the timed ones, not counted
+GATEWAYS: Final = 20  # sites of the charity, one gateway each; the batches go to them in turn
+
+
+# --- the push service (its own process) -----------------------------------------------------------------
+
+
+def _push_service(port_out: Connection, control: Connection) -> None:
+    arrivals: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            arrived = time.monotonic_ns()  # the request line and headers are in
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            with lock:
+                arrivals.append((self.path, arrived))
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port_out.send(server.server_address[1])
+    while (command := control.recv()) != "stop":
+        if command == "dump":
+            with lock:
+                control.send(list(arrivals))
+    server.shutdown()
+
+
+@dataclass
+class PushService:
+    process: multiprocessing.process.BaseProcess
+    control: Connection
+    url: str
+
+    def arrivals(self) -> dict[str, int]:
+        self.control.send("dump")
+        return dict(self.control.recv())
+
+
+@contextmanager
+def push_service() -> Iterator[PushService]:
+    context = multiprocessing.get_context("spawn")
+    port_in, port_out = context.Pipe(duplex=False)
+    control, their_control = context.Pipe()
+    process = context.Process(target=_push_service, args=(port_out, their_control), daemon=True)
+    process.start()
+    try:
+        if not port_in.poll(30):
+            raise RuntimeError("the push service did not start")
+        yield PushService(process, control, f"http://127.0.0.1:{port_in.recv()}")
+    finally:
+        control.send("stop")
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+
+
+# --- the database and the server ------------------------------------------------------------------------
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A migrated database made for the run, removed after."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from server.core.db import make_engine
+    from server.core.migrate import upgrade
+
+    if kind == "sqlite":
+        folder = tempfile.mkdtemp(prefix="nahbar-bench-")
+        url = f"sqlite:///{folder}/nahbar.db"
+        try:
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+            yield url
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    name = f"nahbar_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def noon_zone(now: datetime) -> str:
+    """A fixed-offset zone where it is around noon now: quiet hours never interfere."""
+    offset = (12 - now.hour + 12) % 24 - 12
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
+def seed_charity(url: str, sites: int) -> list[str]:
+    """One charity with `sites` sites and one active volunteer campaign at all of them; returns a gateway
+    enrolment code per site."""
+    from sqlalchemy.orm import Session
+
+    from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
+    from server.core.db import make_engine
+    from server.sites.models import Site
+    from server.sites.service import issue_enrolment_code
+    from server.tenancy.models import Organisation, PlatformSettings
+
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        session.add(PlatformSettings())
+        org = Organisation(slug="bench", name="Bench e.V.", privacy_contact="dpo@example.org")
+        session.add(org)
+        session.flush()
+        campaign = Campaign(
+            organisation_id=org.id, name="Volunteers", kind="volunteer", status="active", priority=1
+        )
+        session.add(campaign)
+        session.flush()
+        codes = []
+        for n in range(sites):
+            site = Site(organisation_id=org.id, name=f"Door {n}", timezone=noon_zone(now), language="de")
+            session.add(site)
+            session.flush()
+            session.add(CampaignSite(campaign_id=campaign.id, site_id=site.id))
+            codes.append(issue_enrolment_code(session, site, "bench", now).code)
+        for language, title in (("de", "Helfen?"), ("en", "Help?")):
+            session.add(
+                CampaignVariant(
+                    campaign_id=campaign.id, language=language, title=title, body="Bitte.", cta_label="Ja"
+                )
+            )
+        session.commit()
+    engine.dispose()
+    return codes
+
+
+def add_channels(url: str, tokens: list[str], endpoint_base: str) -> None:
+    """Register a Web Push channel per subscriber, straight in the database: the mobile API accepts only
+    https endpoints, and the local push service speaks http. One browser key pair serves all of them (the
+    server's work per send, a fresh ECDH and the encryption, is the same)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from sqlalchemy import insert, select
+    from sqlalchemy.orm import Session
+
+    from server.core.db import make_engine
+    from server.core.security import hash_token
+    from server.delivery.jwt import b64url
+    from server.subscribers.models import PushChannel, Subscriber
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    )
+    keys = {"p256dh": b64url(point), "auth": b64url(os.urandom(16))}
+    engine = make_engine(url)
+    with Session(engine) as session:
+        ids = dict(session.execute(select(Subscriber.device_token_hash, Subscriber.id)).all())
+        rows = [
+            {
+                "subscriber_id": ids[hash_token(token)],
+                "kind": "webpush",
+                "endpoint": f"{endpoint_base}/push/{n}",
+                "keys": keys,
+            }
+            for n, token in enumerate(tokens)
+        ]
+        session.execute(insert(PushChannel), rows)
+        session.commit()
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(url: str, log: Path, profile: Path | None) -> Iterator[tuple[str, int]]:
+    """One uvicorn worker on the database; yields its base URL and pid."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    vapid = ec.generate_private_key(ec.SECP256R1())
+    env = os.environ | {
+        "NAHBAR_DATABASE_URL": url,
+        "NAHBAR_SECRET_KEY": SECRET,
+        "NAHBAR_ENVIRONMENT": "test",
+        "NAHBAR_VAPID_PRIVATE_KEY": vapid.private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        ).decode(),
+        "NAHBAR_VAPID_SUBJECT": "mailto:push-ops@nahbar.example.org",
+        "NAHBAR_OPTIN_PER_HOUR_PER_CLIENT": "100000",
+        "NAHBAR_LOG_LEVEL": "WARNING",
+    }
+    port = free_port()
+    runner = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+    command = [
+        sys.executable,
+        *runner,
+        "-m",
+        "uvicorn",
+        "server.app:create_app",
+        "--factory",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    with log.open("ab") as stderr:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server never became ready")
+            time.sleep(0.1)
+        yield base, process.pid
+    finally:
+        process.terminate()  # SIGTERM: uvicorn shuts down and cProfile writes its file
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# --- the run --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phone:
+    token: str
+    identity_key: bytes
+    k: int
+
+
+async def opt_in_all(base: str, count: int) -> list[Phone]:
+    body = {"consent_text_version": "2026-11", "scopes": ["volunteer"], "language": "en"}
+    limits = httpx.Limits(max_connections=8)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        semaphore = asyncio.Semaphore(8)
+
+        async def one() -> Phone:
+            async with semaphore:
+                answer = await client.post("/mobile/v1/optin", json=body)
+            answer.raise_for_status()
+            data = answer.json()
+            return Phone(data["device_token"], bytes.fromhex(data["identity_key"]), data["rotation_exponent"])
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def batch_for(n: int, phone: Phone) -> dict[str, Any]:
+    """The event that triggers the prompt: a dwell of 20 s (the minimum is 15 s) seen now."""
+    from mobile_api.eid import eid
+
+    now = datetime.now(UTC)
+    return {
+        "events": [
+            {
+                "id": f"bench-dwell-{n:08d}",
+                "kind": "dwell",
+                "eid": eid(phone.identity_key, int(now.timestamp()), phone.k).hex(),
+                "observed_at": now.isoformat(),
+                "rssi": -60.0,
+                "distance_m": 1.5,
+                "dwell_s": 20,
+            }
+        ]
+    }
+
+
+@dataclass
+class Sent:
+    n: int
+    scheduled_ns: int
+    posted_ns: int
+    answered_ns: int
+    status: int
+    prompts: int
+
+
+async def drive(
+    base: str, gateways: list[str], phones: list[Phone], first: int, rate: float
+) -> tuple[list[Sent], list[str]]:
+    """POST one batch per phone, open-loop at `rate` a second, through the gateways in turn; the sends and
+    the failures' answers."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    sent: list[Sent] = []
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+
+        async def one(n: int, phone: Phone, at_ns: int) -> None:
+            await asyncio.sleep(max(0.0, (at_ns - time.monotonic_ns()) / 1e9))
+            body = batch_for(n, phone)
+            posted = time.monotonic_ns()
+            try:
+                gateway = {"Authorization": f"Bearer {gateways[n % len(gateways)]}"}
+                answer = await client.post("/gateway/v1/events", json=body, headers=gateway)
+                status = answer.status_code
+                prompts = int(answer.json()["prompts"]) if status == 200 else 0
+                if status != 200:
+                    errors.append(f"{status} {answer.text[:300]}")
+            except httpx.HTTPError as exc:
+                status, prompts = 0, 0
+                errors.append(f"{type(exc).__name__}: {exc}")
+            sent.append(Sent(n, at_ns, posted, time.monotonic_ns(), status, prompts))
+
+        start = time.monotonic_ns() + 200_000_000
+        step = 1e9 / rate
+        await asyncio.gather(*(one(first + i, p, start + int(i * step)) for i, p in enumerate(phones)))
+    return sent, errors
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))  # nearest rank
+    return ordered[index]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else float("nan"),
+        "mean": statistics.fmean(values) if values else float("nan"),
+    }
+
+
+def measure(kind: str, rate: float, seconds: float, profile: Path | None) -> dict[str, Any]:
+    count = int(rate * seconds)
+    log = Path(tempfile.mkdtemp(prefix="nahbar-bench-log-")) / "server.log"
+    figures: dict[str, Any] = {"database": kind, "rate": rate, "seconds": seconds, "prompts": count}
+    with database(kind) as url, push_service() as push:
+        codes = seed_charity(url, GATEWAYS)
+        with server(url, log, profile) as (base, pid):
+            gateways = []
+            for code in codes:
+                enrolled = httpx.post(f"{base}/gateway/v1/enroll", json={"code": code}, timeout=30)
+                enrolled.raise_for_status()
+                gateways.append(enrolled.json()["token"])
+            began = time.monotonic()
+            phones = asyncio.run(opt_in_all(base, WARMUP + count))
+            figures["opt_in_s"] = time.monotonic() - began
+            add_channels(url, [p.token for p in phones], push.url)
+            figures["setup_s"] = time.monotonic() - began
+            figures["subscribers"] = len(phones)
+            _, errors = asyncio.run(drive(base, gateways, phones[:WARMUP], 0, rate))
+            cpu_before = _cpu_s(pid)
+            sent, timed_errors = asyncio.run(drive(base, gateways, phones[WARMUP:], WARMUP, rate))
+            figures["errors"] = (errors + timed_errors)[:5]
+            # Let the last pushes land (bounded), then read the arrivals.
+            deadline = time.monotonic() + 30
+            while len(push.arrivals()) < WARMUP + count and time.monotonic() < deadline:
+                time.sleep(0.2)
+            figures["server_cpu_s"] = _cpu_s(pid) - cpu_before
+            arrivals = push.arrivals()
+    if figures["errors"]:
+        figures["server_log"] = str(log)  # kept for reading
+    else:
+        shutil.rmtree(log.parent, ignore_errors=True)
+    return figures | _latencies(sent, arrivals)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _latencies(sent: list[Sent], arrivals: dict[str, int]) -> dict[str, Any]:
+    end_to_end, post, after_answer, lag = [], [], [], []
+    missing = 0
+    for s in sent:
+        arrived = arrivals.get(f"/push/{s.n}")
+        post.append((s.answered_ns - s.posted_ns) / 1e6)
+        lag.append((s.posted_ns - s.scheduled_ns) / 1e6)
+        if arrived is None:
+            missing += 1
+            continue
+        end_to_end.append((arrived - s.posted_ns) / 1e6)
+        after_answer.append((arrived - s.answered_ns) / 1e6)
+    span_s = (max(s.posted_ns for s in sent) - min(s.posted_ns for s in sent)) / 1e9 if sent else 0
+    return {
+        "end_to_end_ms": summary_ms(end_to_end),
+        "post_answer_ms": summary_ms(post),
+        "push_after_answer_ms": summary_ms(after_answer),
+        "client_lag_ms": summary_ms(lag),
+        "achieved_rate": (len(sent) - 1) / span_s if span_s else 0.0,
+        "not_2xx": sum(1 for s in sent if s.status != 200),
+        "not_prompted": sum(1 for s in sent if s.prompts != 1),
+        "never_arrived": missing,
+    }
+
+
+def _fresh(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.delivery", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures
+
+
+def run() -> bool:
+    """SQLite and PostgreSQL at the target rate and at a reference rate, in fresh processes; print a summary,
+    write the section; True when both targets are met on both databases."""
+    from bench import report
+
+    runs: list[dict[str, Any]] = []
+    load_before = os.getloadavg()[0]
+    for kind in ("sqlite", "postgres"):
+        for rate in (RATE, REFERENCE_RATE):
+            print(
+                f"delivery: {kind}, {rate:g} prompts/s for {SECONDS:g} s (about two minutes) ...", flush=True
+            )
+            runs.append(_fresh("--database", kind, "--rate", str(rate), "--seconds", str(SECONDS)))
+    load_after = os.getloadavg()[0]
+    met = all(_met(r) for r in runs if r["rate"] == RATE)
+    for r in runs:
+        e = r["end_to_end_ms"]
+        print(
+            f"  {r['database']:8} {r['rate']:>5g}/s: p50 {e['p50']:,.0f} ms, p99 {e['p99']:,.0f} ms, "
+            f"{r['not_2xx']} POSTs failed, {r['never_arrived']} pushes never arrived"
+            + ("" if r["rate"] != RATE else f" ({'met' if _met(r) else 'MISSED'})")
+        )
+    report.write_section("delivery", _section(runs, (load_before, load_after)))
+    print(f"wrote the delivery section of {report.DOC.relative_to(ROOT)}")
+    return met
+
+
+def _met(r: dict[str, Any]) -> bool:
+    e = r["end_to_end_ms"]
+    complete = r["never_arrived"] == 0 and r["not_2xx"] == 0
+    return complete and e["p50"] < P50_TARGET_MS and e["p99"] < P99_TARGET_MS
+
+
+def _ms(value: float) -> str:
+    return "-" if value != value else f"{value:,.0f} ms"  # NaN: nothing arrived
+
+
+def _section(runs: list[dict[str, Any]], load: tuple[float, float]) -> str:
+    from bench import report
+
+    rows = "\n".join(
+        f"| {r['database']} | {r['rate']:g}/s | {r['achieved_rate']:.0f}/s | "
+        f"**{_ms(r['end_to_end_ms']['p50'])}** | **{_ms(r['end_to_end_ms']['p99'])}** | "
+        f"{_ms(r['end_to_end_ms']['max'])} | {_ms(r['post_answer_ms']['p50'])} / "
+        f"{_ms(r['post_answer_ms']['p99'])} | {r['prompts'] - r['not_2xx']:,} of {r['prompts']:,} | "
+        f"{r['prompts'] - r['never_arrived']:,} | {r['server_cpu_s'] / r['seconds']:.0%} | "
+        f"{'met' if _met(r) else 'MISSED'} |"
+        for r in runs
+    )
+    return f"""
+## Delivery latency (issue 7)
+
+Run on {report.today()} on {report.machine()}. Command: `.venv/bin/python -m bench delivery` (part of
+`make bench`); one measurement alone: `.venv/bin/python -m bench.delivery --database sqlite --rate 100
+--seconds 30` (JSON; `--profile FILE` runs the server under cProfile).
+
+What is timed: from the moment the benchmark sends a gateway's POST /gateway/v1/events carrying the dwell
+event (20 s) that triggers a prompt, to the moment the Web Push request for that prompt arrives at a local
+push service (its request line and headers read). Both stamps are CLOCK_MONOTONIC, shared by the processes.
+Three processes: the server (`python -m uvicorn server.app:create_app --factory`, one worker, a database made
+for the run, VAPID keys, the opt-in limit raised with `NAHBAR_OPTIN_PER_HOUR_PER_CLIENT`), the push service
+(a stdlib threaded HTTP server answering 201) and the load generator. Before anything is timed,
+{runs[0]["subscribers"]:,} phones opt in over the API (one prompt a day per person, so every prompt needs a
+fresh one) and get a Web Push channel each (written to the database: the API takes only https endpoints);
+one charity, one campaign, {GATEWAYS} sites with a gateway each, the batches going to them in turn. Then
+{WARMUP} prompts at the rate, not counted, and {SECONDS:g} s at the rate, open-loop (batch i leaves at start
++ i / rate whether or not earlier ones were answered). Targets: p50 < {P50_TARGET_MS:g} ms, p99 <
+{P99_TARGET_MS:g} ms at {RATE:g} prompts/s; a run counts as met only if every POST succeeded and every push
+arrived. Percentiles are nearest-rank over the pushes that arrived.
+
+| database | offered | sent | **p50** | **p99** | max | POST answered, p50 / p99 | POSTs 200 | pushes \
+arrived | server CPU | target |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+{rows}
+
+Load average (one minute) before and after: {load[0]:.1f} and {load[1]:.1f}, on {os.cpu_count()} cores,
+shared by the three processes.
+
+{FINDINGS}
+"""
+
+
+FINDINGS: Final = """### Findings
+
+- **Targets missed at 100 prompts/s, on both databases.** One worker on this 2-core machine does not keep
+  up: the server process alone used more than a core (6.4 CPU-seconds in a 5 s trial at 100/s on SQLite,
+  where every push still arrived but p50 was 2.5 s and p99 3.8 s as the queue grew); sustained for 30 s it
+  collapses (the rows above: almost no POST succeeds, the few pushes that arrive do so minutes late, and
+  the load generator itself fell behind once thousands of requests were waiting on the stalled server,
+  sending 14-17/s, so read those rows as "did not keep up", not as latencies).
+  At 25/s both databases meet the targets by far. For scale: the policy benchmark measured 138 decisions/s
+  on PostgreSQL for the decision's transaction alone, before any push is sent.
+- **Where the time goes** (py-spy on the server at 100/s, PostgreSQL): the request threads mostly wait
+  rather than compute: 34 of the 40 AnyIO threads in connection-pool checkout, the rest on
+  `UPDATE gateways SET last_seen_at`: every batch updates its gateway's row inside the decision's
+  transaction, so one gateway's batches are serialised (with a single gateway the server managed about 35
+  batches/s; hence 20 gateways here). The outbox's sender threads were also waiting for connections, in
+  `repository.load`.
+- **The collapse**: once requests queue, the pool (PostgreSQL 10 + 20 connections, SQLite 5 + 10) runs
+  out. pg_stat_activity showed connections "idle in transaction" for over 100 s after the decision's last
+  query (`SELECT push_channels` in `create_deliveries`), holding gateway row locks with no thread running
+  in them; requests behind them fail with 500 after the 30 s pool timeout, and the outbox cannot get a
+  connection to claim or record sends. The cause was not pinned down in the time box (the request
+  session's teardown under overload is the suspect); it is outside server/delivery and unchanged.
+- **SQLite with concurrent writers**: "database is locked" (500s, and the outbox's `finish` failing)
+  despite `busy_timeout`: a deferred transaction that reads first and then writes fails at once in WAL mode
+  when another writer committed in between (the busy handler does not cover that upgrade). `BEGIN
+  IMMEDIATE` for writing transactions (server/core/db.py) is the usual cure; not changed here.
+- The outbox claims up to 50 rows, sends them on 8 threads and waits for the whole batch before claiming
+  again, with three transactions per send besides the claim. Against a local push service answering in
+  about a millisecond that was not the bottleneck; a slow push service would hold up its whole batch.
+- No production code was changed for this benchmark.
+"""
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.delivery")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--rate", type=float, default=100.0, help="prompts per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--profile", type=Path, help="run the server under cProfile, writing this file")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.database, args.rate, args.seconds, args.profile)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
