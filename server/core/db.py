@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
@@ -55,18 +55,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Sync endpoints and their session dependency run on AnyIO's thread pool (40 threads). With fewer pooled
+# connections than threads, an overloaded worker deadlocks: every thread waits for a connection, and the
+# sessions holding connections cannot finish, because their commit needs a thread too. So the pool is sized
+# above the thread limit, plus room for the delivery sender and the scheduler's jobs.
+POOL_SIZE: Final = 10
+POOL_OVERFLOW: Final = 50
+
+
 def make_engine(database_url: str) -> Engine:
     """Create an engine; SQLite gets WAL and foreign keys, PostgreSQL the psycopg 3 driver."""
     url = make_url(database_url)
     if url.drivername == "postgresql" or url.drivername == "postgres":
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
+        in_memory = url.database in (None, "", ":memory:")
+        if url.database and not in_memory:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # An in-memory database lives in one connection (SingletonThreadPool); a file gets a sized pool.
+        pool = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
