@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 from mobile_api.schemas import OptInCreate, OptInPublic
 from server.api.deps import RuntimeDep, SessionDep
-from server.api.ratelimit import LimitedRoute, OptInRateLimit
+from server.api.ratelimit import OptInRateLimit
 from server.subscribers import service as subscribers
 
-router = APIRouter(route_class=LimitedRoute)
+router = APIRouter()
 
 
 @router.post("/optin", response_model=OptInPublic, status_code=201, operation_id="mobile_opt_in")

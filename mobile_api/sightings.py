@@ -9,13 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from mobile_api.inbox import prompt_public
 from mobile_api.schemas import PromptPublic
 from mobile_api.sighting_schemas import MAX_SIGHTING_BYTES, SightingCreate, SightingPublic
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
-from server.api.ratelimit import LimitedRoute, SightingRateLimit
+from server.api.ratelimit import SightingRateLimit
 from server.core.config import Settings
 from server.core.const import Outcome
 from server.core.errors import PayloadTooLarge
@@ -50,8 +51,8 @@ def _too_large() -> PayloadTooLarge:
     )
 
 
-class SightingRoute(LimitedRoute):
-    """Rate-limited, and the body is read under the per-route cap before FastAPI parses it."""
+class SightingRoute(APIRoute):
+    """The body is read under the per-route cap before FastAPI parses it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

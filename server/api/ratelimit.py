@@ -11,16 +11,15 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import Depends, Request
 
 from server.api.deps import CurrentDevice, RuntimeDep
-from server.core.errors import NahbarError, problem
+from server.core.errors import NahbarError
 
 Network = IPv4Network | IPv6Network
 
@@ -85,28 +84,10 @@ class RateLimited(NahbarError):
     code = "rate_limited"
 
     def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail, extra={"retry_after_s": retry_after_s})
+        super().__init__(
+            detail, extra={"retry_after_s": retry_after_s}, headers={"Retry-After": str(retry_after_s)}
+        )
         self.retry_after_s = retry_after_s
-
-
-class LimitedRoute(APIRoute):
-    """A route whose `RateLimited` becomes 429 problem+json with a Retry-After header.
-
-    The app-wide problem handler sets no headers, so the route answers this one itself.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RateLimited as exc:
-                response = problem(exc.status, exc.code, exc.detail, **exc.extra)
-                response.headers["Retry-After"] = str(exc.retry_after_s)
-                return response
-
-        return run
 
 
 def _is_trusted(host: str, trusted: Sequence[Network]) -> bool:
