@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import PromptDecision
+from server.sites.models import Gateway
 from tests.conftest import Clock
 from tests.world import enrol, event, make_charity, opt_in
 
@@ -190,3 +191,20 @@ def test_oversized_bodies_are_refused_before_parsing(client, session, clock: Clo
     )
     assert answer.status_code == 413
     assert answer.json()["code"] == "payload_too_large"
+
+
+def test_a_gateways_last_seen_moves_with_its_batches_at_half_minute_resolution(client, session, clock: Clock):
+    gateway = enrol(client, make_charity(session, clock()).enrolment_code)
+    phone = opt_in(client)
+
+    def post(key: str) -> object:
+        client.post("/gateway/v1/events", json={"events": [event(key, phone, clock())]}, headers=gateway)
+        session.expire_all()
+        return session.scalars(select(Gateway.last_seen_at)).one()
+
+    first = post("evt-seen-0001")
+    assert first == clock()
+    clock.advance(10)
+    assert post("evt-seen-0002") == first, "within 30 s the row is not written again"
+    clock.advance(25)
+    assert post("evt-seen-0003") == clock()

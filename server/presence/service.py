@@ -26,6 +26,7 @@ from server.subscribers.models import Subscriber
 log = logging.getLogger("nahbar.presence")
 
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
+LAST_SEEN_RESOLUTION = timedelta(seconds=30)
 
 
 @dataclass(slots=True)
@@ -99,7 +100,10 @@ def ingest(
     site = session.get(Site, gateway.site_id)
     assert site is not None  # foreign key
     out = _Outcome()
-    gateway.last_seen_at = now
+    if gateway.last_seen_at is None or now - gateway.last_seen_at >= LAST_SEEN_RESOLUTION:
+        # Fleet health needs minutes, not every batch: writing the gateway row each time serialised all of a
+        # gateway's batches on that row lock inside their decision transactions.
+        gateway.last_seen_at = now
     for position, raw in enumerate(raw_events):
         parsed = _parse(position, raw, now)
         if isinstance(parsed, RejectedEvent):
