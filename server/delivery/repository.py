@@ -1,115 +1,158 @@
-"""Queries of the outbox: claim due rows safely across workers, load what to send, record the outcome."""
+"""Queries of the outbox: claim due rows safely across workers with what their pushes need, record outcomes.
+
+Plain Core statements on the tables: the sender handles many rows a second and needs no ORM identity map."""
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
-from server.campaigns.models import Campaign, CampaignVariant
+from server.campaigns.models import CampaignVariant
 from server.core.const import DeliveryStatus
 from server.prompts.models import Delivery, PromptDecision
-from server.subscribers.models import PushChannel, Subscriber
-from server.tenancy.models import Organisation
+from server.subscribers.models import PushChannel
+
+_deliveries = cast(Table, Delivery.__table__)
+_decisions = cast(Table, PromptDecision.__table__)
+_channels = cast(Table, PushChannel.__table__)
+_variants = cast(Table, CampaignVariant.__table__)
 
 Claimed = tuple[int, int]  # (delivery id, attempts after the claim): the claim's fence
 
 
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A claimed delivery and everything its push needs, read in the claim's transaction."""
+
+    claimed: Claimed
+    channel_kind: str
+    channel_id: int | None
+    endpoint: str | None  # None: the channel row is gone
+    keys: dict[str, Any] | None
+    channel_retired: bool
+    decision_id: int
+    subscriber_id: uuid.UUID | None
+    campaign_id: int | None
+    outcome: str
+    expires_at: datetime | None
+    title: str | None  # None: the variant is gone
+    body: str | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """An attempt's outcome to record: the columns to set on the row, if the claim still holds."""
+
+    claimed: Claimed
+    values: dict[str, Any]
+
+
 def expire_due(session: Session, now: datetime) -> int:
-    """Pending pushes of prompts that have expired are not sent any more."""
-    expired = select(PromptDecision.id).where(PromptDecision.expires_at <= now).scalar_subquery()
+    """Pending pushes of prompts that have expired are not sent any more. Driven from the pending rows
+    (few), not from every expired decision in history (many)."""
+    expired = exists().where(_decisions.c.id == _deliveries.c.decision_id, _decisions.c.expires_at <= now)
     result = session.execute(
-        update(Delivery)
-        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.decision_id.in_(expired))
+        update(_deliveries)
+        .where(_deliveries.c.status == DeliveryStatus.PENDING, expired)
         .values(status=DeliveryStatus.EXPIRED, last_error="the prompt expired before it could be sent")
-        .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def claim(session: Session, now: datetime, lease_s: float, limit: int) -> list[Claimed]:
-    """Take up to `limit` due rows for this worker for `lease_s` seconds. PostgreSQL skips rows another
-    worker holds (FOR UPDATE SKIP LOCKED); on SQLite, whose writers are serialised, the conditional UPDATE
-    is the claim: only the worker that still sees the row due changes it."""
-    query = (
-        select(Delivery.id, Delivery.attempts)
-        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
-        .order_by(Delivery.next_attempt_at, Delivery.id)
+def claim(session: Session, now: datetime, lease_s: float, limit: int) -> list[Due]:
+    """Take up to `limit` due rows for this worker for `lease_s` seconds, in one statement, and read what
+    their pushes need. PostgreSQL skips rows another worker holds (FOR UPDATE SKIP LOCKED); SQLite runs one
+    writer at a time, so the statement alone is the claim. The attempts it returns fence later records."""
+    due = (
+        select(_deliveries.c.id)
+        .where(_deliveries.c.status == DeliveryStatus.PENDING, _deliveries.c.next_attempt_at <= now)
+        .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    claimed = []
-    for delivery_id, attempts in session.execute(query).all():
-        result = session.execute(
-            update(Delivery)
+        due = due.with_for_update(skip_locked=True)
+    claimed: dict[int, int] = dict(
+        session.execute(
+            update(_deliveries)
             .where(
-                Delivery.id == delivery_id,
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.attempts == attempts,
+                _deliveries.c.id.in_(due.scalar_subquery()), _deliveries.c.status == DeliveryStatus.PENDING
             )
-            .values(attempts=attempts + 1, next_attempt_at=now + timedelta(seconds=lease_s))
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            claimed.append((delivery_id, attempts + 1))
-    return claimed
-
-
-SendRow = Row[
-    Delivery, PromptDecision, PushChannel | None, CampaignVariant, Campaign, Organisation, Subscriber
-]
-
-
-def load(session: Session, delivery_id: int) -> SendRow | None:
-    """A claimed delivery with what the phone will show."""
-    return session.execute(
-        select(Delivery, PromptDecision, PushChannel, CampaignVariant, Campaign, Organisation, Subscriber)
-        .join(PromptDecision, PromptDecision.id == Delivery.decision_id)
-        .outerjoin(PushChannel, PushChannel.id == Delivery.channel_id)
-        .join(CampaignVariant, CampaignVariant.id == PromptDecision.variant_id)
-        .join(Campaign, Campaign.id == PromptDecision.campaign_id)
-        .join(Organisation, Organisation.id == Campaign.organisation_id)
-        .join(Subscriber, Subscriber.id == PromptDecision.subscriber_id)
-        .where(Delivery.id == delivery_id)
-    ).first()
-
-
-def finish(session: Session, claimed: Claimed, **values: Any) -> bool:
-    """Record an attempt's outcome, unless the lease ran out and another worker took the row meanwhile."""
-    delivery_id, attempts = claimed
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.attempts == attempts,
-            Delivery.status == DeliveryStatus.PENDING,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+            .values(attempts=_deliveries.c.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_s))
+            .returning(_deliveries.c.id, _deliveries.c.attempts)
+        ).all()
     )
-    return getattr(result, "rowcount", 0) == 1
+    if not claimed:
+        return []
+    d, p, c, v = _deliveries.c, _decisions.c, _channels.c, _variants.c
+    rows = session.execute(
+        select(
+            d.id,
+            d.channel_kind,
+            d.channel_id,
+            c.endpoint,
+            c["keys"],  # not c.keys: that is the collection's method
+            c.retired_at,
+            p.id,
+            p.subscriber_id,
+            p.campaign_id,
+            p.outcome,
+            p.expires_at,
+            v.title,
+            v.body,
+            v.language,
+        )
+        .select_from(
+            _deliveries.join(_decisions, p.id == d.decision_id)
+            .outerjoin(_channels, c.id == d.channel_id)
+            .outerjoin(_variants, v.id == p.variant_id)
+        )
+        .where(d.id.in_(list(claimed)))
+        .order_by(d.id)
+    ).all()
+    return [
+        Due((id_, claimed[id_]), kind, channel_id, endpoint, keys, retired is not None, *rest)
+        for id_, kind, channel_id, endpoint, keys, retired, *rest in rows
+    ]
 
 
-def retire_channel(session: Session, channel_id: int, now: datetime) -> None:
-    session.execute(
-        update(PushChannel)
-        .where(PushChannel.id == channel_id, PushChannel.retired_at.is_(None))
-        .values(retired_at=now)
-        .execution_options(synchronize_session=False)
-    )
+_FINISH = update(_deliveries).where(
+    _deliveries.c.id == bindparam("f_id"),
+    _deliveries.c.attempts == bindparam("f_attempts"),
+    _deliveries.c.status == DeliveryStatus.PENDING,
+)
+
+
+def finish(session: Session, done: Sequence[Finish]) -> int:
+    """Record attempts' outcomes, one executemany per set of columns; a row whose lease ran out and that
+    another worker claimed meanwhile (its attempts moved on) is left alone. Returns the rows recorded."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for f in done:
+        groups[tuple(sorted(f.values))].append({"f_id": f.claimed[0], "f_attempts": f.claimed[1], **f.values})
+    recorded = 0
+    for params in groups.values():
+        result = session.execute(_FINISH, params)
+        recorded += int(getattr(result, "rowcount", 0) or 0)
+    return recorded
+
+
+def retire_channels(session: Session, channel_ids: Sequence[int], now: datetime) -> None:
+    if channel_ids:
+        session.execute(
+            update(_channels)
+            .where(_channels.c.id.in_(sorted(set(channel_ids))), _channels.c.retired_at.is_(None))
+            .values(retired_at=now)
+        )
 
 
 def update_channel_keys(session: Session, channel_id: int, keys: dict[str, Any]) -> None:
     channel = session.get(PushChannel, channel_id)
     if channel is not None:
         channel.keys = {**(channel.keys or {}), **keys}
-
-
-def pending(session: Session, decision_id: int) -> Sequence[Delivery]:
-    return session.scalars(
-        select(Delivery).where(Delivery.decision_id == decision_id).order_by(Delivery.id)
-    ).all()

@@ -1,13 +1,21 @@
-"""The outbox sender: woken right after a prompt commits, swept on a schedule for retries."""
+"""The outbox sender: a pipeline woken right after a prompt commits, and by a sweep on a schedule for retries.
+
+One thread owns the database side: each turn is one short transaction that records the sends finished since
+the last turn and claims as many due rows as there is room for (one statement). A pool of sender threads
+does the pushes and holds no database connection. At most `in_flight` sends are claimed and not yet
+recorded, so a slow push service holds back new claims instead of letting leases run out in a queue."""
 
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,9 +26,18 @@ from server.delivery import repository
 from server.delivery.providers import Provider, build_providers
 from server.delivery.providers.base import Message, Result, Target
 from server.delivery.providers.base import Outcome as Sent
+from server.delivery.repository import Due, Finish
 from server.prompts.tokens import SECRET_INFO, WAKE_INFO, collapse_id, landing_token
 
 log = logging.getLogger("nahbar.delivery")
+
+# Real push services answer in tens to hundreds of milliseconds: 100 pushes a second at 200 ms each need 20
+# requests open at once. Twice as many claimed as can be sending keeps every sender busy without claiming far
+# ahead of what is being sent.
+SENDERS: Final = 32
+IN_FLIGHT: Final = 2 * SENDERS
+# Session.info key of the outbox's sweep, for the scheduler's job (the prompts domain uses WAKE_INFO).
+SWEEP_INFO: Final = "nahbar.outbox_sweep"
 
 
 def backoff_s(attempts: int, retry_after_s: float | None, rng: random.Random) -> float:
@@ -32,6 +49,16 @@ def backoff_s(attempts: int, retry_after_s: float | None, rng: random.Random) ->
     return delay
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A send that was made, waiting to be recorded."""
+
+    due: Due
+    expires_at: datetime
+    result: Result
+    at: datetime
+
+
 class Outbox:
     """Sends due deliveries. One per process; safe with any number of processes on the same database."""
 
@@ -41,144 +68,223 @@ class Outbox:
         sessions: sessionmaker[Session],
         clock: Callable[[], datetime],
         providers: dict[str, Provider] | None = None,
-        senders: int = 8,
+        senders: int = SENDERS,
+        in_flight: int = IN_FLIGHT,
     ) -> None:
         self.settings = settings
         self._sessions = sessions
         self._clock = clock
         self.providers = build_providers(settings) if providers is None else providers
         self._secret = settings.secret_key.get_secret_value()
+        self._base_url = settings.public_url.rstrip("/")
         self._wakeup = threading.Event()
+        self._expire = threading.Event()
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="nahbar-push")
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
+        self._max_in_flight = in_flight
+        self._in_flight = 0  # claimed and handed to a sender, not yet recorded (the outbox thread's alone)
+        self._finished: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
+        self._unrecorded: list[Attempt] = []  # kept over a turn that failed, recorded by the next
 
     def attach(self) -> None:
-        """Hand the prompts domain the secret and the wake-up through every new session's info."""
-        self._sessions.configure(info={SECRET_INFO: self._secret, WAKE_INFO: self.wake})
+        """Hand the prompts domain the secret and the wake-up, and the scheduler the sweep, through every new
+        session's info."""
+        self._sessions.configure(
+            info={SECRET_INFO: self._secret, WAKE_INFO: self.wake, SWEEP_INFO: self.sweep}
+        )
 
     def start(self) -> None:
         self.attach()
         self._thread = threading.Thread(target=self._run, name="nahbar-outbox", daemon=True)
         self._thread.start()
-        self.wake()  # rows left by a previous process that are already due
+        self.sweep()  # rows left by a previous process that are already due
 
     def stop(self) -> None:
+        """Claim nothing more, let the sends under way finish, and record them."""
         self._stopping.set()
         self._wakeup.set()
         if self._thread is not None:
             self._thread.join(15)
         self._pool.shutdown(wait=True)
+        left = self._unrecorded + self._drain()
+        if left:
+            try:
+                with self._sessions.begin() as session:
+                    self._record(session, left)
+            except Exception:  # their leases end and another process sends them again, same Topic
+                log.exception("could not record %d sends at shutdown", len(left))
         for provider in self.providers.values():
             provider.close()
 
     def wake(self) -> None:
+        """Something may be due now (a prompt committed)."""
+        self._wakeup.set()
+
+    def sweep(self) -> None:
+        """Expire what is too late, then send what is due (retries whose time came, leases that ran out)."""
+        self._expire.set()
         self._wakeup.set()
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             self._wakeup.wait()
-            self._wakeup.clear()
             if self._stopping.is_set():
                 return
+            self._wakeup.clear()
             try:
-                while self.send_due() and not self._stopping.is_set():
-                    pass
-            except Exception:  # the sweep retries; the sender thread must live on
+                self._turn()
+            except Exception:  # the database is away: retry the records in a second; the thread lives on
                 log.exception("outbox sender failed")
+                self._stopping.wait(1.0)
+                self._wakeup.set()
 
-    def send_due(self, limit: int = const.DELIVERY_BATCH) -> int:
-        """Expire what is too late, claim what is due, send it in parallel; returns how many were claimed."""
+    def _turn(self) -> None:
+        """One transaction: record what finished, expire if swept, claim up to the room left."""
+        self._unrecorded += self._drain()
+        done = self._unrecorded
+        room = self._max_in_flight - self._in_flight + len(done)
+        expire = self._expire.is_set()
+        if not done and not expire and room <= 0:
+            return
+        self._expire.clear()
         now = self._clock()
-        with self._sessions.begin() as session:
-            expired = repository.expire_due(session, now)
-            claimed = repository.claim(session, now, self.settings.delivery_lease_seconds, limit)
+        try:
+            with self._sessions.begin() as session:  # on SQLite every turn writes first: no lock upgrade
+                self._record(session, done)
+                expired = repository.expire_due(session, now) if expire else 0
+                due = repository.claim(session, now, self.settings.delivery_lease_seconds, room)
+                sends = self._settle(session, due, now)
+        except BaseException:
+            if expire:
+                self._expire.set()
+            raise
+        self._unrecorded = []
+        self._in_flight += len(sends) - len(done)
         if expired:
             log.info("deliveries expired", extra={"count": expired})
-        for future in [self._pool.submit(self._deliver, c) for c in claimed]:
-            future.result()
-        return len(claimed)
+        for due_row, provider in sends:
+            self._pool.submit(self._push, due_row, provider)
+        if room > 0 and len(due) == room:
+            self.wake()  # there may be more due: claim again once room frees up or at once
 
-    def _deliver(self, claimed: repository.Claimed) -> None:
-        with self._sessions() as session:
-            row = repository.load(session, claimed[0])
-        now = self._clock()
-        if row is None:
-            return
-        delivery, decision, channel, variant, campaign, _org, _subscriber = row
-        provider = self.providers.get(delivery.channel_kind)
-        with self._sessions.begin() as session:
-            if decision.expires_at is not None and decision.expires_at <= now:
-                repository.finish(session, claimed, status=DeliveryStatus.EXPIRED, last_error="expired")
-                return
-            if channel is None or channel.retired_at is not None:
-                repository.finish(
-                    session, claimed, status=DeliveryStatus.FAILED, last_error="channel removed"
-                )
-                return
-            if provider is None:
-                detail = f"{delivery.channel_kind} push is not configured on this server"
-                repository.finish(session, claimed, status=DeliveryStatus.FAILED, last_error=detail)
-                return
-        expires_at = decision.expires_at or now + timedelta(seconds=self.settings.prompt_ttl_seconds)
-        message = Message(
-            decision_id=decision.id,
-            title=variant.title,
-            body=variant.body,
-            url=f"{self.settings.public_url.rstrip('/')}/p/{landing_token(self._secret, decision.id)}",
-            collapse_id=collapse_id(self._secret, decision.subscriber_id, decision.campaign_id),
-            ttl_s=max(0, min(self.settings.push_ttl_seconds, int((expires_at - now).total_seconds()))),
-            expires_at=expires_at,
-            language=variant.language,
-            test=decision.outcome == Outcome.TEST,
-        )
-        try:
-            result = provider.send(Target(channel.id, channel.endpoint, dict(channel.keys or {})), message)
-        except Exception as exc:  # a provider bug must not leave the row claimed until the lease ends
-            log.exception("push provider %s failed", delivery.channel_kind)
-            result = Result(Sent.RETRY, f"{type(exc).__name__}")
-        self._record(claimed, channel.id, expires_at, result)
+    def _drain(self) -> list[Attempt]:
+        finished = []
+        while True:
+            try:
+                finished.append(self._finished.get_nowait())
+            except queue.Empty:
+                return finished
 
-    def _record(
-        self, claimed: repository.Claimed, channel_id: int, expires_at: datetime, result: Result
-    ) -> None:
+    def send_due(self, limit: int = const.DELIVERY_BATCH) -> int:
+        """Expire, claim, send and record in the caller's thread (a process without a running outbox);
+        returns how many rows were claimed."""
         now = self._clock()
-        attempts = claimed[1]
         with self._sessions.begin() as session:
-            if result.outcome is Sent.SENT:
-                repository.finish(session, claimed, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
-                if result.keys_update:
-                    repository.update_channel_keys(session, channel_id, result.keys_update)
-            elif result.outcome is Sent.GONE:
-                repository.finish(
-                    session, claimed, status=DeliveryStatus.FAILED, last_error=result.detail[:500]
+            repository.expire_due(session, now)
+            due = repository.claim(session, now, self.settings.delivery_lease_seconds, limit)
+            sends = self._settle(session, due, now)
+        attempts = list(self._pool.map(self._attempt, sends))
+        if attempts:
+            with self._sessions.begin() as session:
+                self._record(session, attempts)
+        return len(due)
+
+    def _settle(self, session: Session, due: Sequence[Due], now: datetime) -> list[tuple[Due, Provider]]:
+        """Finish in the claim's transaction what must not be sent; return the rest with their providers."""
+        sends, settled = [], []
+        for row in due:
+            provider = self.providers.get(row.channel_kind)
+            if row.expires_at is not None and row.expires_at <= now:
+                settled.append(
+                    Finish(row.claimed, {"status": DeliveryStatus.EXPIRED, "last_error": "expired"})
                 )
-                repository.retire_channel(session, channel_id, now)
-                log.info(
-                    "push channel retired", extra={"channel_id": channel_id, "detail": result.detail[:100]}
-                )
-            elif result.outcome is Sent.RETRY and attempts < const.DELIVERY_MAX_ATTEMPTS:
-                at = now + timedelta(seconds=backoff_s(attempts, result.retry_after_s, self._rng))
-                if at >= expires_at:
-                    repository.finish(
-                        session, claimed, status=DeliveryStatus.EXPIRED, last_error=result.detail[:500]
-                    )
-                else:
-                    repository.finish(session, claimed, next_attempt_at=at, last_error=result.detail[:500])
+            elif row.endpoint is None or row.channel_retired:
+                settled.append(_failed(row, "channel removed"))
+            elif row.title is None:
+                settled.append(_failed(row, "the campaign's variant was removed"))
+            elif provider is None:
+                settled.append(_failed(row, f"{row.channel_kind} push is not configured on this server"))
             else:
-                repository.finish(
-                    session, claimed, status=DeliveryStatus.FAILED, last_error=result.detail[:500]
+                sends.append((row, provider))
+        repository.finish(session, settled)
+        return sends
+
+    def _push(self, row: Due, provider: Provider) -> None:
+        self._finished.put(self._attempt((row, provider)))
+        self._wakeup.set()
+
+    def _attempt(self, send: tuple[Due, Provider]) -> Attempt:
+        row, provider = send
+        now = self._clock()
+        expires_at = row.expires_at or now + timedelta(seconds=self.settings.prompt_ttl_seconds)
+        try:
+            message = Message(
+                decision_id=row.decision_id,
+                title=str(row.title),
+                body=str(row.body),
+                url=f"{self._base_url}/p/{landing_token(self._secret, row.decision_id)}",
+                collapse_id=collapse_id(self._secret, row.subscriber_id, row.campaign_id),
+                ttl_s=max(0, min(self.settings.push_ttl_seconds, int((expires_at - now).total_seconds()))),
+                expires_at=expires_at,
+                language=str(row.language),
+                test=row.outcome == Outcome.TEST,
+            )
+            target = Target(int(row.channel_id or 0), str(row.endpoint), dict(row.keys or {}))
+            result = provider.send(target, message)
+        except Exception as exc:  # a provider bug must not leave the row claimed until the lease ends
+            log.exception("push provider %s failed", row.channel_kind)
+            result = Result(Sent.RETRY, f"{type(exc).__name__}")
+        return Attempt(row, expires_at, result, self._clock())
+
+    def _record(self, session: Session, attempts: Sequence[Attempt]) -> None:
+        """Record sends' outcomes (fenced by the claim's attempts), retire gone channels."""
+        finishes, gone = [], []
+        for attempt in attempts:
+            finishes.append(self._outcome(attempt))
+            result, row = attempt.result, attempt.due
+            if result.outcome is Sent.GONE and row.channel_id is not None:
+                gone.append(row.channel_id)
+                log.info(
+                    "push channel retired",
+                    extra={"channel_id": row.channel_id, "detail": result.detail[:100]},
                 )
-        log.info(
-            "push %s",
-            result.outcome.value,
-            extra={"delivery_id": claimed[0], "attempts": attempts, "detail": result.detail[:100]},
-        )
+            log.info(
+                "push %s",
+                result.outcome.value,
+                extra={
+                    "delivery_id": row.claimed[0],
+                    "attempts": row.claimed[1],
+                    "detail": result.detail[:100],
+                },
+            )
+        repository.finish(session, finishes)
+        if gone:
+            repository.retire_channels(session, gone, self._clock())
+        for attempt in attempts:
+            if attempt.result.keys_update and attempt.due.channel_id is not None:
+                repository.update_channel_keys(session, attempt.due.channel_id, attempt.result.keys_update)
+
+    def _outcome(self, attempt: Attempt) -> Finish:
+        result, claimed, at = attempt.result, attempt.due.claimed, attempt.at
+        detail = result.detail[:500]
+        if result.outcome is Sent.SENT:
+            return Finish(claimed, {"status": DeliveryStatus.SENT, "sent_at": at, "last_error": None})
+        if result.outcome is Sent.RETRY and claimed[1] < const.DELIVERY_MAX_ATTEMPTS:
+            retry_at = at + timedelta(seconds=backoff_s(claimed[1], result.retry_after_s, self._rng))
+            if retry_at < attempt.expires_at:
+                return Finish(claimed, {"next_attempt_at": retry_at, "last_error": detail})
+            return Finish(claimed, {"status": DeliveryStatus.EXPIRED, "last_error": detail})
+        return Finish(claimed, {"status": DeliveryStatus.FAILED, "last_error": detail})
+
+
+def _failed(row: Due, detail: str) -> Finish:
+    return Finish(row.claimed, {"status": DeliveryStatus.FAILED, "last_error": detail})
 
 
 def outbox_of(sessions: sessionmaker[Session]) -> Callable[[], None] | None:
-    """The wake-up of the outbox attached to these sessions, if any."""
+    """The sweep of the outbox attached to these sessions, if any."""
     info = sessions.kw.get("info") or {}
-    wake = info.get(WAKE_INFO)
-    return wake if callable(wake) else None
+    sweep = info.get(SWEEP_INFO)
+    return sweep if callable(sweep) else None

@@ -8,12 +8,12 @@ from server.scheduler import Job
 
 
 def sweep(runtime: Runtime) -> None:
-    """Wake this process's sender; without one (a scheduler-only process) send here."""
+    """Have this process's sender sweep; without one (a scheduler-only process) send here."""
     from server.delivery.service import Outbox, outbox_of
 
-    wake = outbox_of(runtime.sessions)
-    if wake is not None:
-        wake()
+    outbox_sweep = outbox_of(runtime.sessions)
+    if outbox_sweep is not None:
+        outbox_sweep()
         return
     outbox = Outbox(runtime.settings, runtime.sessions, runtime.clock)
     try:
@@ -23,5 +23,5 @@ def sweep(runtime: Runtime) -> None:
         outbox.stop()
 
 
-# No run at start: the sender wakes itself when it starts, for rows a previous process left due.
+# No run at start: the sender sweeps itself when it starts, for rows a previous process left due.
 JOBS = [Job("delivery-sweep", sweep, every_s=DELIVERY_SWEEP_EVERY_S)]
