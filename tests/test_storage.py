@@ -6,12 +6,15 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from server.core.const import EventKind
 from server.core.security import KeySealer
-from server.policy.repository import campaigns_at_site, prompts_on_day
-from server.presence.models import Visit
-from server.presence.repository import insert_event, open_visit
+from server.policy.live import SiteRef
+from server.policy.repository import campaigns_at_site, histories
+from server.presence.models import ProximityEvent, Visit
+from server.presence.record import IngestConfig, Pending, Sighting, record_sightings
 from server.prompts.models import PromptDecision
 from server.subscribers.service import opt_in
 from tests.conftest import TEST_SECRET, Clock
@@ -33,25 +36,48 @@ def subscriber(session, clock: Clock):
     return opted.subscriber
 
 
-def _event(charity, subscriber, key: str, when) -> dict[str, object]:
-    return {
-        "gateway_id": 1,
-        "idempotency_key": key,
-        "site_id": charity.site_id,
-        "subscriber_id": subscriber.id,
-        "kind": "enter",
-        "observed_at": when,
-        "received_at": when,
-    }
+def _pending(charity, subscriber, key: str, when, *, kind: str = "enter", dwell_s: float = 0.0) -> Pending:
+    site = SiteRef(charity.site_id, "Europe/Berlin", "de")
+    sighting = Sighting(key, "phone", None, EventKind(kind), when, dwell_s=dwell_s)
+    return Pending(subscriber.id, site, sighting, when)
 
 
-def test_insert_event_is_idempotent_per_gateway_and_key(session, subscriber, clock: Clock):
+CONFIG = IngestConfig(visit_gap=timedelta(seconds=120), prompt_ttl_s=600)
+
+
+def _visits(session, subscriber) -> list[int]:
+    return list(
+        session.scalars(select(ProximityEvent.visit_id).where(ProximityEvent.subscriber_id == subscriber.id))
+    )
+
+
+def test_sightings_are_idempotent_per_key_within_and_across_batches(session, subscriber, clock: Clock):
     charity = make_charity(session, clock())
-    first = insert_event(session, _event(charity, subscriber, "k-1", clock()))
-    assert isinstance(first, int)
-    assert insert_event(session, _event(charity, subscriber, "k-1", clock())) is None
-    assert isinstance(insert_event(session, _event(charity, subscriber, "k-2", clock())), int)
+    first = record_sightings(
+        session,
+        [_pending(charity, subscriber, "k-1", clock()), _pending(charity, subscriber, "k-1", clock())],
+        CONFIG,
+    )
+    assert [r.duplicate for r in first] == [False, True]
     session.commit()
+    again = record_sightings(
+        session,
+        [_pending(charity, subscriber, "k-1", clock()), _pending(charity, subscriber, "k-2", clock())],
+        CONFIG,
+    )
+    assert [r.duplicate for r in again] == [True, False]
+    session.commit()
+    assert len(_visits(session, subscriber)) == 2
+
+
+def test_a_person_who_no_longer_exists_is_dropped_unstored(session, subscriber, clock: Clock):
+    charity = make_charity(session, clock())
+    ghost = _pending(charity, subscriber, "k-1", clock())
+    ghost = Pending(uuid.uuid4(), ghost.site, ghost.sighting, ghost.received_at)
+    [result] = record_sightings(session, [ghost], CONFIG)
+    assert result.unknown
+    assert result.decision is None
+    assert session.scalar(select(func.count()).select_from(ProximityEvent)) == 0
 
 
 def test_the_daily_prompt_slot_is_a_database_invariant(session, subscriber, clock: Clock):
@@ -69,27 +95,40 @@ def test_the_daily_prompt_slot_is_a_database_invariant(session, subscriber, cloc
             day_slot=slot,
         )
 
+    def slots(on: date) -> int:
+        return histories(session, [subscriber.id]).slots[(subscriber.id, on)]
+
     session.add(prompt(0))
     session.commit()
-    assert prompts_on_day(session, subscriber.id, day) == 1
+    assert slots(day) == 1
     session.add(prompt(0))  # what a racing second worker would insert
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
-    assert prompts_on_day(session, subscriber.id, day) == 1
-    assert prompts_on_day(session, subscriber.id, day + timedelta(days=1)) == 0
+    assert slots(day) == 1
+    assert slots(day + timedelta(days=1)) == 0
 
 
-def test_open_visit_finds_only_recent_visits_of_that_person_and_site(session, subscriber, clock: Clock):
+def test_sightings_within_the_gap_make_one_visit_and_later_ones_a_new_one(session, subscriber, clock: Clock):
     charity = make_charity(session, clock())
-    visit = Visit(
-        subscriber_id=subscriber.id, site_id=charity.site_id, started_at=clock(), last_seen_at=clock()
+    start = clock()
+    record_sightings(
+        session,
+        [
+            _pending(charity, subscriber, "a", start),
+            _pending(charity, subscriber, "b", start + timedelta(seconds=100), kind="dwell", dwell_s=100),
+        ],
+        CONFIG,
     )
-    session.add(visit)
     session.commit()
-    assert open_visit(session, subscriber.id, charity.site_id, clock() - timedelta(seconds=60)) == visit
-    assert open_visit(session, subscriber.id, charity.site_id, clock() + timedelta(seconds=1)) is None
-    assert open_visit(session, uuid.uuid4(), charity.site_id, clock() - timedelta(seconds=60)) is None
+    record_sightings(session, [_pending(charity, subscriber, "c", start + timedelta(seconds=219))], CONFIG)
+    record_sightings(session, [_pending(charity, subscriber, "d", start + timedelta(seconds=400))], CONFIG)
+    session.commit()
+    first, second, third, fourth = _visits(session, subscriber)
+    assert first == second == third != fourth
+    visit = session.get_one(Visit, first)
+    assert (visit.last_seen_at - visit.started_at).total_seconds() == 219
+    assert visit.dwell_s == 219
 
 
 def test_campaigns_at_site_loads_active_campaigns_with_variants(session, clock: Clock):

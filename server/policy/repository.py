@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core import const
 from server.core.const import Outcome, ResponseKind
-from server.policy.decide import CampaignOption, History, OwnCaps, PastPrompt, Person, Policy, VariantOption
+from server.policy.decide import CampaignOption, OwnCaps, PastPrompt, Person, Policy, VariantOption
 from server.policy.simulate import Answer, Recording, Sighting, SiteInfo
 from server.policy.simulate import Exclusion as ExclusionAt
 from server.presence.models import ProximityEvent
@@ -26,31 +26,51 @@ from server.tenancy.models import Organisation, PlatformSettings
 
 
 @dataclass(frozen=True, slots=True)
-class Excluded:
-    sites: frozenset[int]
-    organisations: frozenset[int]
+class PersonRow:
+    """What the live path reads of a locked subscriber."""
+
+    id: uuid.UUID
+    scopes: list[str]
+    language: str
+    preferences: dict[str, Any] | None
 
 
-def lock_person(session: Session, subscriber_id: uuid.UUID) -> None:
-    """Serialise decisions about one person until the transaction ends: a row lock on PostgreSQL, the
-    database's single write lock on SQLite (taken by a write, so a deferred transaction cannot read first).
+def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PersonRow]:
+    """Serialise decisions about these people until the transaction ends and read them; people who no longer
+    exist (withdrawn) are missing from the answer.
 
-    FOR NO KEY UPDATE, not FOR UPDATE: the sighting's rows were inserted first, and their foreign keys hold
-    FOR KEY SHARE on this row; FOR UPDATE would wait on those of concurrent sightings, and they on ours."""
+    PostgreSQL: row locks taken in id order, so two batches with people in common cannot deadlock; FOR NO KEY
+    UPDATE, not FOR UPDATE, because concurrent sightings' inserts hold FOR KEY SHARE on these rows through
+    their foreign keys. SQLite: a write takes the database's single write lock first, so a deferred
+    transaction cannot read and then fail to upgrade."""
+    ids = sorted(set(subscriber_ids))
+    if not ids:
+        return {}
+    columns = select(Subscriber.id, Subscriber.scopes, Subscriber.language, Subscriber.preferences).where(
+        Subscriber.id.in_(ids)
+    )
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(Subscriber.id).where(Subscriber.id == subscriber_id).with_for_update(key_share=True)
-        )
+        query = columns.order_by(Subscriber.id).with_for_update(key_share=True)
     else:
         session.execute(
-            update(Subscriber).where(Subscriber.id == subscriber_id).values(version=Subscriber.version)
+            update(Subscriber)
+            .where(Subscriber.id.in_(ids))
+            .values(version=Subscriber.version)
+            .execution_options(synchronize_session=False)
         )
+        query = columns
+    return {row[0]: PersonRow(*row) for row in session.execute(query)}
 
 
-def campaigns_at_site(session: Session, site_id: int, *, active_only: bool = True) -> list[CampaignOption]:
-    """The campaigns at a site with their charity's caps and their variants, in one query of plain columns."""
+def campaigns_at_sites(
+    session: Session, site_ids: Iterable[int], *, active_only: bool = True
+) -> dict[int, list[CampaignOption]]:
+    """The campaigns at these sites with their charity's caps and their variants, in one query of plain
+    columns; every site asked for has an entry."""
+    ids = sorted(set(site_ids))
     query = (
         select(
+            CampaignSite.site_id,
             Campaign.id,
             Campaign.organisation_id,
             Campaign.kind,
@@ -72,103 +92,142 @@ def campaigns_at_site(session: Session, site_id: int, *, active_only: bool = Tru
         .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
         .join(Organisation, Organisation.id == Campaign.organisation_id)
         .outerjoin(CampaignVariant, CampaignVariant.campaign_id == Campaign.id)
-        .where(CampaignSite.site_id == site_id)
-        .order_by(Campaign.id, CampaignVariant.id)
+        .where(CampaignSite.site_id.in_(ids))
+        .order_by(CampaignSite.site_id, Campaign.id, CampaignVariant.id)
     )
     if active_only:
         query = query.where(Campaign.status == "active")
-    campaigns: dict[int, tuple[Any, ...]] = {}
-    variants: dict[int, list[VariantOption]] = {}
+    campaigns: dict[tuple[int, int], tuple[Any, ...]] = {}
+    variants: dict[tuple[int, int], list[VariantOption]] = {}
     for row in session.execute(query):
-        campaigns.setdefault(row[0], tuple(row[:14]))
-        found = variants.setdefault(row[0], [])
-        if row[14] is not None:
-            found.append(VariantOption(row[14], row[15], row[16]))
-    return [
-        CampaignOption(
-            id=c[0],
-            organisation_id=c[1],
-            kind=c[2],
-            priority=c[3],
-            status=c[4],
-            starts_at=c[5],
-            ends_at=c[6],
-            daily_from=c[7],
-            daily_until=c[8],
-            variants=tuple(variants[cid]),
-            daily_budget=c[9],
-            min_dwell_s=c[10],
-            max_dwell_s=c[11],
-            org_prompts_per_week=c[12],
-            org_cooldown_days=c[13],
+        key = (row[0], row[1])
+        campaigns.setdefault(key, tuple(row[1:15]))
+        found = variants.setdefault(key, [])
+        if row[15] is not None:
+            found.append(VariantOption(row[15], row[16], row[17]))
+    at_site: dict[int, list[CampaignOption]] = {site_id: [] for site_id in ids}
+    for (site_id, campaign_id), c in campaigns.items():
+        at_site[site_id].append(
+            CampaignOption(
+                id=c[0],
+                organisation_id=c[1],
+                kind=c[2],
+                priority=c[3],
+                status=c[4],
+                starts_at=c[5],
+                ends_at=c[6],
+                daily_from=c[7],
+                daily_until=c[8],
+                variants=tuple(variants[(site_id, campaign_id)]),
+                daily_budget=c[9],
+                min_dwell_s=c[10],
+                max_dwell_s=c[11],
+                org_prompts_per_week=c[12],
+                org_cooldown_days=c[13],
+            )
         )
-        for cid, c in campaigns.items()
-    ]
+    return at_site
 
 
-def history(
-    session: Session, subscriber_id: uuid.UUID, day: date | None, campaign_ids: Iterable[int]
-) -> History:
-    """Every prompt the person was given (a handful a month at most), their answers, and today's budgets."""
-    prompts = session.execute(
-        select(PromptDecision.decided_at, PromptDecision.local_day, Campaign.organisation_id, Campaign.id)
-        .join(Campaign, Campaign.id == PromptDecision.campaign_id)
-        .where(PromptDecision.subscriber_id == subscriber_id, PromptDecision.outcome == Outcome.PROMPTED)
-    ).all()
-    answers = session.execute(
-        select(PromptResponse.kind, PromptResponse.at, PromptDecision.campaign_id)
+def campaigns_at_site(session: Session, site_id: int, *, active_only: bool = True) -> list[CampaignOption]:
+    return campaigns_at_sites(session, [site_id], active_only=active_only)[site_id]
+
+
+@dataclass(slots=True)
+class Histories:
+    """The histories of several people, as `decide` needs them, and the day slots their prompts took."""
+
+    prompts: dict[uuid.UUID, list[PastPrompt]]
+    slots: dict[tuple[uuid.UUID, date], int]  # (person, local day) -> prompts given that day (slots taken)
+    dismissed: dict[uuid.UUID, dict[int, datetime]]
+    accepted: dict[uuid.UUID, set[int]]
+    excluded_sites: dict[uuid.UUID, set[int]]
+    excluded_organisations: dict[uuid.UUID, set[int]]
+
+
+def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Histories:
+    """Every prompt these people were given (a handful a month each at most), their answers and exclusions,
+    in three queries whatever the number of people."""
+    ids = sorted(set(subscriber_ids))
+    found = Histories(
+        defaultdict(list),
+        defaultdict(int),
+        defaultdict(dict),
+        defaultdict(set),
+        defaultdict(set),
+        defaultdict(set),
+    )
+    if not ids:
+        return found
+    for subscriber_id, at, day, slot, org_id, campaign_id in session.execute(
+        select(
+            PromptDecision.subscriber_id,
+            PromptDecision.decided_at,
+            PromptDecision.local_day,
+            PromptDecision.day_slot,
+            Campaign.organisation_id,
+            PromptDecision.campaign_id,
+        )
+        .outerjoin(Campaign, Campaign.id == PromptDecision.campaign_id)
+        .where(PromptDecision.subscriber_id.in_(ids), PromptDecision.outcome == Outcome.PROMPTED)
+    ):
+        if subscriber_id is None:
+            continue
+        if day is not None and slot is not None:
+            found.slots[(subscriber_id, day)] += 1
+        if day is not None and org_id is not None and campaign_id is not None:
+            found.prompts[subscriber_id].append(PastPrompt(at, day, org_id, campaign_id))
+    for subscriber_id, kind, at, campaign_id in session.execute(
+        select(
+            PromptDecision.subscriber_id, PromptResponse.kind, PromptResponse.at, PromptDecision.campaign_id
+        )
         .join(PromptDecision, PromptDecision.id == PromptResponse.decision_id)
         .where(
-            PromptDecision.subscriber_id == subscriber_id,
+            PromptDecision.subscriber_id.in_(ids),
+            PromptDecision.campaign_id.is_not(None),
             PromptResponse.kind.in_([ResponseKind.DISMISSED, ResponseKind.ACCEPTED]),
         )
-    ).all()
-    dismissed: dict[int, datetime] = {}
-    accepted: set[int] = set()
-    for kind, at, campaign_id in answers:
-        if campaign_id is None:
+    ):
+        if subscriber_id is None or campaign_id is None:
             continue
         if kind == ResponseKind.ACCEPTED:
-            accepted.add(campaign_id)
+            found.accepted[subscriber_id].add(campaign_id)
         else:
-            dismissed[campaign_id] = max(at, dismissed.get(campaign_id, at))
-    return History(
-        prompts=tuple(PastPrompt(at, ld, org, cid) for at, ld, org, cid in prompts if ld is not None),
-        dismissed=dismissed,
-        accepted=frozenset(accepted),
-        budget_used=budget_used(session, day, campaign_ids) if day is not None else {},
-    )
+            latest = found.dismissed[subscriber_id]
+            latest[campaign_id] = max(at, latest.get(campaign_id, at))
+    for person, excluded_site, excluded_org in session.execute(
+        select(Exclusion.subscriber_id, Exclusion.site_id, Exclusion.organisation_id).where(
+            Exclusion.subscriber_id.in_(ids)
+        )
+    ):
+        if excluded_site is not None:
+            found.excluded_sites[person].add(excluded_site)
+        if excluded_org is not None:
+            found.excluded_organisations[person].add(excluded_org)
+    return found
+
+
+def budgets_used(
+    session: Session, days: Iterable[date], campaign_ids: Iterable[int]
+) -> dict[tuple[date, int], int]:
+    """Prompts given per (site-local day, campaign), for the campaigns' daily budgets."""
+    day_list, ids = sorted(set(days)), sorted(set(campaign_ids))
+    if not day_list or not ids:
+        return {}
+    rows = session.execute(
+        select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
+        .where(
+            PromptDecision.campaign_id.in_(ids),
+            PromptDecision.local_day.in_(day_list),
+            PromptDecision.outcome == Outcome.PROMPTED,
+        )
+        .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
+    ).all()
+    return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None}
 
 
 def budget_used(session: Session, day: date, campaign_ids: Iterable[int]) -> dict[int, int]:
-    ids = list(campaign_ids)
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(PromptDecision.campaign_id, func.count())
-        .where(
-            PromptDecision.campaign_id.in_(ids),
-            PromptDecision.local_day == day,
-            PromptDecision.outcome == Outcome.PROMPTED,
-        )
-        .group_by(PromptDecision.campaign_id)
-    ).all()
-    return {cid: n for cid, n in rows if cid is not None}
-
-
-def prompts_on_day(session: Session, subscriber_id: uuid.UUID, day: date) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(PromptDecision)
-            .where(
-                PromptDecision.subscriber_id == subscriber_id,
-                PromptDecision.local_day == day,
-                PromptDecision.day_slot.is_not(None),
-            )
-        )
-        or 0
-    )
+    return {cid: n for (_day, cid), n in budgets_used(session, [day], campaign_ids).items()}
 
 
 def platform_settings(session: Session) -> PlatformSettings:
@@ -189,17 +248,6 @@ def policy(session: Session) -> Policy:
 
 def _given(value: int | None, default: int) -> int:
     return default if value is None else value
-
-
-def exclusions(session: Session, subscriber_id: uuid.UUID) -> Excluded:
-    """The sites ("not here") and charities ("not this charity") the person excluded."""
-    rows = session.execute(
-        select(Exclusion.site_id, Exclusion.organisation_id).where(Exclusion.subscriber_id == subscriber_id)
-    ).all()
-    return Excluded(
-        sites=frozenset(site for site, _ in rows if site is not None),
-        organisations=frozenset(org for _, org in rows if org is not None),
-    )
 
 
 # --- The simulator's recording ----------------------------------------------------------------------------
@@ -233,7 +281,7 @@ def recording(session: Session, start: datetime, end: datetime, prompt_ttl_s: in
             select(Site.id, Site.organisation_id, Site.timezone, Site.language)
         )
     }
-    campaigns = {site_id: campaigns_at_site(session, site_id, active_only=False) for site_id in sites}
+    campaigns = campaigns_at_sites(session, sites, active_only=False)
     people: dict[uuid.UUID, Person] = {}
     for subscriber_id, scopes, language, preferences in session.execute(
         select(Subscriber.id, Subscriber.scopes, Subscriber.language, Subscriber.preferences).where(

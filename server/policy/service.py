@@ -1,19 +1,22 @@
-"""The live decision: lock the person, load their history, decide, record. Explain uses the same steps
-without the lock and without recording."""
+"""The live decision's two ends: explain (one person, nothing locked, nothing recorded) and recording a
+batch's decisions with their deliveries (the outbox pattern: they commit together)."""
 
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.core.const import Outcome
-from server.policy import repository
-from server.policy.decide import NOT_YET, Decision, OwnCaps, Person, Reason, Situation, decide, site_zone
-from server.presence.models import ProximityEvent, Visit
-from server.prompts.deliveries import create_deliveries
+from server.policy.decide import Decision, Reason
+from server.policy.live import Decider, SiteRef
+from server.policy.repository import PersonRow
+from server.prompts.deliveries import queue_prompts
 from server.prompts.models import PromptDecision
 from server.sites.models import Site
 from server.subscribers.models import Subscriber
@@ -21,102 +24,105 @@ from server.subscribers.models import Subscriber
 log = logging.getLogger("nahbar.decisions")
 
 
-def person_of(session: Session, subscriber: Subscriber) -> Person:
-    """The person as the policy sees them: scopes, language, exclusions and their own stricter settings."""
-    excluded = repository.exclusions(session, subscriber.id)
-    preferences = subscriber.preferences or {}
-    quiet = preferences.get("quiet_hours")
-    caps = preferences.get("caps") or {}
-    return Person(
-        subscriber.id,
-        frozenset(subscriber.scopes),
-        subscriber.language,
-        excluded_sites=excluded.sites,
-        excluded_organisations=excluded.organisations,
-        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
-        caps=OwnCaps(caps.get("per_day"), caps.get("per_week"), caps.get("per_month")),
-    )
-
-
 def decide_now(
     session: Session, subscriber: Subscriber, site: Site, now: datetime, dwell_s: float
 ) -> Decision:
     """The decision the policy takes for this person at this site now, from what the database holds."""
-    zone = site_zone(site.timezone)
-    day = now.astimezone(zone).date() if zone is not None else None
-    campaigns = repository.campaigns_at_site(session, site.id)
-    history = repository.history(session, subscriber.id, day, (c.id for c in campaigns))
-    situation = Situation(
-        now=now,
-        site_id=site.id,
-        site_timezone=site.timezone,
-        site_language=site.language,
-        dwell_s=dwell_s,
-        policy=repository.policy(session),
+    person = PersonRow(subscriber.id, subscriber.scopes, subscriber.language, subscriber.preferences)
+    where = SiteRef(site.id, site.timezone, site.language)
+    return Decider.load(session, [person], [(where, now)]).decide(subscriber.id, where, now, dwell_s)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A recorded decision, as the callers of the live path see it."""
+
+    id: int
+    outcome: str
+    reason: str
+    campaign_id: int | None
+
+    @classmethod
+    def of(cls, row: PromptDecision) -> DecisionRecord:
+        return cls(row.id, row.outcome, row.reason, row.campaign_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision taken for a sighting, to be recorded."""
+
+    subscriber_id: uuid.UUID
+    site_id: int
+    visit_id: int
+    event_id: int
+    decided_at: datetime
+    decision: Decision
+    slot: int | None  # the prompt's (person, local day) slot
+
+
+def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> dict[int, DecisionRecord]:
+    """Record the decisions (by event id) and queue the prompts' deliveries, in this transaction.
+
+    The (subscriber, local_day, day_slot) key is the second guard of the daily cap: a prompt whose slot was
+    taken after all (which the person's lock should make impossible) is recorded as suppressed instead."""
+    if not decided:
+        return {}
+    recorded = _insert(session, [_row(d, d.decision, d.slot, ttl_s) for d in decided])
+    collided = [d for d in decided if d.event_id not in recorded]
+    if collided:
+        log.warning("day slot taken despite the person's lock", extra={"count": len(collided)})
+        fallback = [
+            _row(d, Decision(Reason.GLOBAL_DAILY_CAP, d.decision.local_day), None, ttl_s) for d in collided
+        ]
+        recorded |= _insert(session, fallback)
+    prompts = [
+        (r.id, d.subscriber_id, d.decided_at)
+        for d in decided
+        if (r := recorded[d.event_id]).outcome == Outcome.PROMPTED
+    ]
+    queue_prompts(session, prompts)
+    for d in decided:
+        log.info(
+            "decision %s",
+            recorded[d.event_id].reason,
+            extra={
+                "site_id": d.site_id,
+                "campaign_id": d.decision.campaign_id,
+                "subscriber": str(d.subscriber_id)[:8],
+            },
+        )
+    return recorded
+
+
+def _row(d: Decided, decision: Decision, slot: int | None, ttl_s: int) -> dict[str, Any]:
+    prompted = decision.prompted
+    return {
+        "subscriber_id": d.subscriber_id,
+        "site_id": d.site_id,
+        "visit_id": d.visit_id,
+        "event_id": d.event_id,
+        "campaign_id": decision.campaign_id,
+        "variant_id": decision.variant_id,
+        "outcome": Outcome.PROMPTED if prompted else Outcome.SUPPRESSED,
+        "reason": decision.reason,
+        "decided_at": d.decided_at,
+        "local_day": decision.local_day if prompted else None,
+        "day_slot": slot if prompted else None,
+        "expires_at": d.decided_at + timedelta(seconds=ttl_s) if prompted else None,
+    }
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[int, DecisionRecord]:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    t = PromptDecision
+    stmt = (
+        insert(t)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["subscriber_id", "local_day", "day_slot"])
+        .returning(t.id, t.event_id, t.outcome, t.reason, t.campaign_id)
     )
-    return decide(person_of(session, subscriber), history, campaigns, situation)
-
-
-def decide_for_visit(
-    session: Session, subscriber: Subscriber, site: Site, visit: Visit, event: ProximityEvent, ttl_s: int
-) -> PromptDecision:
-    """Decide whether to prompt this person during this visit, and record the decision with its reason.
-
-    The person's lock is held from loading the history to the commit, so concurrent sightings of one person
-    (other gateways, other workers) decide one after the other on what the earlier ones recorded.
-    """
-    now = event.received_at
-    repository.lock_person(session, subscriber.id)
-    decision = decide_now(session, subscriber, site, now, visit.dwell_s)
-    day = decision.local_day
-    slot = repository.prompts_on_day(session, subscriber.id, day) if decision.prompted and day else 0
-    record = _record(session, decision, subscriber, visit, event, slot=slot, ttl_s=ttl_s)
-    if record is None:  # a second guard: the (subscriber, local_day, day_slot) key was taken after all
-        fallback = Decision(Reason.GLOBAL_DAILY_CAP, decision.local_day)
-        record = _record(session, fallback, subscriber, visit, event, slot, ttl_s)
-        assert record is not None
-    if decision.reason not in NOT_YET:
-        visit.decided_at = now
-    log.info(
-        "decision %s",
-        record.reason,
-        extra={"site": site.name, "campaign_id": record.campaign_id, "subscriber": str(subscriber.id)[:8]},
-    )
-    return record
-
-
-def _record(
-    session: Session,
-    decision: Decision,
-    subscriber: Subscriber,
-    visit: Visit,
-    event: ProximityEvent,
-    slot: int,
-    ttl_s: int,
-) -> PromptDecision | None:
-    row = PromptDecision(
-        subscriber_id=subscriber.id,
-        site_id=visit.site_id,
-        visit_id=visit.id,
-        event_id=event.id,
-        campaign_id=decision.campaign_id,
-        variant_id=decision.variant_id,
-        outcome=Outcome.PROMPTED if decision.prompted else Outcome.SUPPRESSED,
-        reason=decision.reason,
-        decided_at=event.received_at,
-        local_day=decision.local_day if decision.prompted else None,
-        day_slot=slot if decision.prompted else None,
-        expires_at=event.received_at + timedelta(seconds=ttl_s) if decision.prompted else None,
-    )
-    if not decision.prompted:  # no day slot, so nothing to collide with: no savepoint needed
-        session.add(row)
-        session.flush()
-        return row
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        return None
-    create_deliveries(session, row)
-    return row
+    return {
+        event_id: DecisionRecord(decision_id, outcome, reason, campaign_id)
+        for decision_id, event_id, outcome, reason, campaign_id in session.execute(stmt)
+        if event_id is not None
+    }

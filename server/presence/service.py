@@ -4,67 +4,37 @@ are stored idempotently, merged into one visit per person and site, and decided 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from server.core.const import EventKind, Outcome
 from server.core.errors import NahbarError, NotFound, ServiceUnavailable, validation_errors
-from server.policy.service import decide_for_visit
+from server.policy.live import SiteRef
+from server.policy.service import DecisionRecord
 from server.presence import repository
 from server.presence.eid_index import EidIndex
-from server.presence.models import ProximityEvent, Visit
+from server.presence.record import IngestConfig, Pending, Recorded, Sighting, record_sightings
 from server.presence.schemas import BatchResult, EventIn, FieldError, RejectedEvent
-from server.prompts.models import PromptDecision
 from server.sites.models import Gateway, Site
 from server.subscribers.models import Subscriber
+
+__all__ = ["IngestConfig", "Sighting", "ingest", "report_phone_sighting"]
+
+# How a batch gets recorded: in the request's own session, or handed to a process-wide batcher.
+Recorder = Callable[
+    [Session, Sequence[Pending], IngestConfig, Sequence[tuple[int, datetime]]], list[Recorded]
+]
 
 log = logging.getLogger("nahbar.presence")
 
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
 LAST_SEEN_RESOLUTION = timedelta(seconds=30)
-
-
-@dataclass(slots=True)
-class IngestConfig:
-    visit_gap: timedelta
-    prompt_ttl_s: int
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """One presence report about a known person: a gateway's event, or an iOS phone's own sighting."""
-
-    key: str  # idempotency key: per gateway, or per subscriber for phone sightings
-    source: Literal["gateway", "phone"]
-    gateway_id: int | None
-    kind: EventKind
-    observed_at: datetime
-    rssi: float | None = None
-    distance_m: float | None = None
-    dwell_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """What storing a sighting did: nothing (a duplicate), or stored and possibly decided."""
-
-    duplicate: bool
-    decision: PromptDecision | None  # the decision this sighting led to, if it led to one
-    stale: bool = False  # too old to decide on
-
-
-@dataclass(slots=True)
-class _Outcome:
-    accepted: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    rejected: list[RejectedEvent] = field(default_factory=list)
-    dropped: int = 0
-    prompts: int = 0
 
 
 def _parse(index: int, raw: dict[str, Any], now: datetime) -> EventIn | RejectedEvent:
@@ -85,6 +55,10 @@ def _parse(index: int, raw: dict[str, Any], now: datetime) -> EventIn | Rejected
     return item
 
 
+def site_ref(site: Site) -> SiteRef:
+    return SiteRef(site.id, site.timezone, site.language)
+
+
 def ingest(
     session: Session,
     gateway: Gateway,
@@ -92,137 +66,58 @@ def ingest(
     index: EidIndex,
     config: IngestConfig,
     now: datetime,
+    record: Recorder = record_sightings,
 ) -> BatchResult:
-    """Process a batch. Valid items are kept even when others are rejected (partial batches)."""
+    """Process a batch. Valid items are kept even when others are rejected (partial batches); EIDs that
+    resolve to no opted-in phone are dropped unstored (and acknowledged, so the gateway forgets them)."""
     if not index.loaded:
         # Resolving now would drop every event as "not opted in"; a 503 makes the gateway keep and resend.
         raise ServiceUnavailable("The server is still loading opted-in phones' keys; retry in a few seconds.")
     site = session.get(Site, gateway.site_id)
     assert site is not None  # foreign key
-    out = _Outcome()
-    if gateway.last_seen_at is None or now - gateway.last_seen_at >= LAST_SEEN_RESOLUTION:
-        # Fleet health needs minutes, not every batch: writing the gateway row each time serialised all of a
-        # gateway's batches on that row lock inside their decision transactions.
-        gateway.last_seen_at = now
+    where = site_ref(site)
+    rejected: list[RejectedEvent] = []
+    order: list[tuple[str, int | None]] = []  # (event id, position among the pending) in the batch's order
+    pending: list[Pending] = []
     for position, raw in enumerate(raw_events):
-        parsed = _parse(position, raw, now)
-        if isinstance(parsed, RejectedEvent):
-            out.rejected.append(parsed)
+        item = _parse(position, raw, now)
+        if isinstance(item, RejectedEvent):
+            rejected.append(item)
             continue
-        _ingest_one(session, gateway, site, parsed, index, config, now, out)
-    if out.rejected:
-        log.warning("batch items rejected", extra={"gateway": gateway.id, "rejected": len(out.rejected)})
-    return BatchResult(
-        accepted=out.accepted, duplicates=out.duplicates, rejected=out.rejected, prompts=out.prompts
-    )
-
-
-def _ingest_one(
-    session: Session,
-    gateway: Gateway,
-    site: Site,
-    item: EventIn,
-    index: EidIndex,
-    config: IngestConfig,
-    now: datetime,
-    out: _Outcome,
-) -> None:
-    subscriber_id = index.resolve(bytes.fromhex(item.eid))
-    subscriber = session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
-    if subscriber is None:
-        # Not an opted-in phone (or one that withdrew): dropped, never stored.
-        out.dropped += 1
-        out.accepted.append(item.id)
-        return
-    sighting = Sighting(
-        key=item.id,
-        source="gateway",
-        gateway_id=gateway.id,
-        kind=item.kind,
-        observed_at=item.observed_at,
-        rssi=item.rssi,
-        distance_m=item.distance_m,
-        dwell_s=item.dwell_s,
-    )
-    recorded = record_sighting(session, subscriber, site, sighting, config, now)
-    if recorded.duplicate:
-        out.duplicates.append(item.id)
-        return
-    out.accepted.append(item.id)
-    out.prompts += recorded.decision is not None and recorded.decision.outcome == Outcome.PROMPTED
-
-
-def record_sighting(
-    session: Session,
-    subscriber: Subscriber,
-    site: Site,
-    sighting: Sighting,
-    config: IngestConfig,
-    now: datetime,
-) -> Recorded:
-    """Store a sighting idempotently, merge it into the person's visit at the site, and decide once per visit.
-
-    Both paths come here: a gateway's event about a resolved EID and an iOS phone's own iBeacon sighting, so
-    a person seen by a gateway and by their own phone at one site is one visit with one decision.
-    """
-    event_id = repository.insert_event(
-        session,
-        {
-            "gateway_id": sighting.gateway_id,
-            "idempotency_key": sighting.key,
-            "site_id": site.id,
-            "subscriber_id": subscriber.id,
-            "kind": sighting.kind.value,
-            "observed_at": sighting.observed_at,
-            "received_at": now,
-            "rssi": sighting.rssi,
-            "distance_m": sighting.distance_m,
-            "dwell_s": sighting.dwell_s,
-            "source": sighting.source,
-        },
-    )
-    if event_id is None:
-        return Recorded(duplicate=True, decision=None)
-    event = session.get_one(ProximityEvent, event_id)
-    visit = _merge_into_visit(session, subscriber, site, sighting, config.visit_gap)
-    event.visit_id = visit.id
-    if sighting.kind is EventKind.EXIT or visit.decided_at is not None:
-        return Recorded(duplicate=False, decision=None)
-    if now - sighting.observed_at > timedelta(seconds=config.prompt_ttl_s):
-        # Reported too late (an outbox after an outage, an offline phone): the person has moved on, and a
-        # prompt now would be about a place they left. Counted, not decided; a fresh sighting still may be.
-        return Recorded(duplicate=False, decision=None, stale=True)
-    decision = decide_for_visit(session, subscriber, site, visit, event, config.prompt_ttl_s)
-    return Recorded(duplicate=False, decision=decision)
-
-
-def _merge_into_visit(
-    session: Session, subscriber: Subscriber, site: Site, sighting: Sighting, gap: timedelta
-) -> Visit:
-    """One walk past one site is one visit, across EID rotations, the site's gateways and the own phone."""
-    when = sighting.observed_at
-    visit = repository.open_visit(session, subscriber.id, site.id, when - gap, until=when + gap)
-    if visit is None:
-        visit = Visit(
-            subscriber_id=subscriber.id,
-            site_id=site.id,
-            started_at=sighting.observed_at,
-            last_seen_at=sighting.observed_at,
+        subscriber_id = index.resolve(bytes.fromhex(item.eid))
+        if subscriber_id is None:  # not an opted-in phone (or one that withdrew): dropped, never stored
+            order.append((item.id, None))
+            continue
+        order.append((item.id, len(pending)))
+        sighting = Sighting(
+            key=item.id,
+            source="gateway",
+            gateway_id=gateway.id,
+            kind=item.kind,
+            observed_at=item.observed_at,
+            rssi=item.rssi,
+            distance_m=item.distance_m,
+            dwell_s=item.dwell_s,
         )
-        session.add(visit)
-        session.flush()
-    visit.started_at = min(visit.started_at, sighting.observed_at)
-    visit.last_seen_at = max(visit.last_seen_at, sighting.observed_at)
-    visit.dwell_s = max(
-        visit.dwell_s, sighting.dwell_s, (visit.last_seen_at - visit.started_at).total_seconds()
-    )
-    if sighting.distance_m is not None:
-        visit.min_distance_m = min(visit.min_distance_m or sighting.distance_m, sighting.distance_m)
-    if sighting.kind is EventKind.EXIT:
-        visit.ended_at = max(visit.ended_at or sighting.observed_at, sighting.observed_at)
-    elif visit.ended_at is not None and sighting.observed_at > visit.ended_at:
-        visit.ended_at = None  # back again within the gap: the same visit goes on
-    return visit
+        pending.append(Pending(subscriber_id, where, sighting, now))
+    # Fleet health needs minutes, not every batch: writing the gateway row each time serialised all of a
+    # gateway's batches on that row's lock.
+    stale = gateway.last_seen_at is None or now - gateway.last_seen_at >= LAST_SEEN_RESOLUTION
+    results = record(session, pending, config, [(gateway.id, now)] if stale else [])
+    accepted: list[str] = []
+    duplicates: list[str] = []
+    prompts = 0
+    for event_id, at in order:
+        result = results[at] if at is not None else None
+        if result is not None and result.duplicate:
+            duplicates.append(event_id)
+            continue
+        accepted.append(event_id)
+        decision = result.decision if result is not None else None
+        prompts += decision is not None and decision.outcome == Outcome.PROMPTED
+    if rejected:
+        log.warning("batch items rejected", extra={"gateway": gateway.id, "rejected": len(rejected)})
+    return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected, prompts=prompts)
 
 
 class SightingRejected(NahbarError):
@@ -243,7 +138,7 @@ class NoReason(StrEnum):
 class PhoneOutcome:
     stored: bool
     duplicate: bool
-    decision: PromptDecision | None
+    decision: DecisionRecord | None
     reason: str
 
 
@@ -272,9 +167,10 @@ def report_phone_sighting(
             f"No site uses the iBeacon region uuid={ibeacon_uuid} major={major}; "
             "stop monitoring it and refresh the app's list of regions."
         )
-    recorded = record_sighting(session, subscriber, site, sighting, config, now)
+    recorded = record_sightings(session, [Pending(subscriber.id, site_ref(site), sighting, now)], config)[0]
     if recorded.duplicate:
-        earlier = repository.decision_for_phone_sighting(session, subscriber.id, sighting.key)
+        found = repository.decision_for_phone_sighting(session, subscriber.id, sighting.key)
+        earlier = DecisionRecord.of(found) if found is not None else None
         reason = earlier.reason if earlier is not None else NoReason.DUPLICATE
         return PhoneOutcome(stored=False, duplicate=True, decision=earlier, reason=reason)
     if recorded.decision is not None:

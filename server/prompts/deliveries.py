@@ -3,10 +3,12 @@ its deliveries commit together or not at all; the sender is woken once the trans
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from typing import cast
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.core.config import get_settings
@@ -51,6 +53,53 @@ def create_deliveries(session: Session, decision: PromptDecision, *, inbox: bool
     if channels:
         _wake_after_commit(session)
     return deliveries
+
+
+def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime]]) -> None:
+    """`create_deliveries` for a batch's prompts (decision id, person, decided at), in three statements."""
+    if not prompts:
+        return
+    secret = secret_key(session)
+    table = cast(Table, PromptDecision.__table__)
+    session.execute(
+        update(table).where(table.c.id == bindparam("b_id")).values(landing_token_hash=bindparam("b_hash")),
+        [
+            {"b_id": decision_id, "b_hash": hash_token(landing_token(secret, decision_id))}
+            for decision_id, *_ in prompts
+        ],
+    )
+    people = {subscriber_id for _, subscriber_id, _ in prompts}
+    channels: dict[uuid.UUID, list[tuple[int, str]]] = {}
+    for channel_id, subscriber_id, kind in session.execute(
+        select(PushChannel.id, PushChannel.subscriber_id, PushChannel.kind)
+        .where(PushChannel.subscriber_id.in_(people), PushChannel.retired_at.is_(None))
+        .order_by(PushChannel.id)
+    ):
+        channels.setdefault(subscriber_id, []).append((channel_id, kind))
+    rows: list[dict[str, Any]] = []
+    for decision_id, subscriber_id, decided_at in prompts:
+        rows.append(_delivery(decision_id, ChannelKind.INBOX, None, DeliveryStatus.AVAILABLE, None))
+        rows += [
+            _delivery(decision_id, kind, channel_id, DeliveryStatus.PENDING, decided_at)
+            for channel_id, kind in channels.get(subscriber_id, ())
+        ]
+    session.execute(insert(cast(Table, Delivery.__table__)), rows)
+    if any(row["channel_id"] is not None for row in rows):
+        _wake_after_commit(session)
+
+
+def _delivery(
+    decision_id: int, kind: str, channel_id: int | None, status: str, due: datetime | None
+) -> dict[str, Any]:
+    return {
+        "decision_id": decision_id,
+        "channel_kind": kind,
+        "channel_id": channel_id,
+        "status": status,
+        "next_attempt_at": due,
+        "attempts": 0,
+        "created_at": datetime.now(UTC),
+    }
 
 
 def _wake_after_commit(session: Session) -> None:

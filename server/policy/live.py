@@ -1,0 +1,123 @@
+"""The live decisions of a batch of sightings. Everything they need is loaded once for the batch (the
+people, locked by the caller, their histories, the sites' campaigns, today's budgets, the operator's maxima);
+then each sighting is decided in order on what the earlier ones of the batch decided."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from server.policy import repository
+from server.policy.decide import (
+    CampaignOption,
+    Decision,
+    History,
+    OwnCaps,
+    PastPrompt,
+    Person,
+    Policy,
+    Situation,
+    decide,
+    site_zone,
+)
+from server.policy.repository import Histories, PersonRow
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRef:
+    """What a decision needs to know of the site."""
+
+    id: int
+    timezone: str | None
+    language: str
+
+
+def local_day(site: SiteRef, now: datetime) -> date | None:
+    zone = site_zone(site.timezone)
+    return now.astimezone(zone).date() if zone is not None else None
+
+
+def as_person(row: PersonRow, found: Histories) -> Person:
+    """The person as the policy sees them: scopes, language, exclusions and their own stricter settings."""
+    preferences = row.preferences or {}
+    quiet = preferences.get("quiet_hours")
+    caps = preferences.get("caps") or {}
+    return Person(
+        row.id,
+        frozenset(row.scopes),
+        row.language,
+        excluded_sites=frozenset(found.excluded_sites.get(row.id, ())),
+        excluded_organisations=frozenset(found.excluded_organisations.get(row.id, ())),
+        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+        caps=OwnCaps(caps.get("per_day"), caps.get("per_week"), caps.get("per_month")),
+    )
+
+
+class Decider:
+    """Decides the sightings of one batch. Not shared between transactions: its state is the batch's."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        campaigns: dict[int, list[CampaignOption]],
+        people: dict[uuid.UUID, Person],
+        found: Histories,
+        budgets: dict[tuple[date, int], int],
+    ) -> None:
+        self._policy = policy
+        self._campaigns = campaigns
+        self._people = people
+        self._found = found
+        self._budgets = budgets
+
+    @classmethod
+    def load(
+        cls, session: Session, people: Iterable[PersonRow], moments: Iterable[tuple[SiteRef, datetime]]
+    ) -> Decider:
+        """Load for these people (already locked, when the decisions will be recorded) and for decisions at
+        these (site, time) moments: six queries whatever the batch's size."""
+        rows, when = list(people), list(moments)
+        found = repository.histories(session, (row.id for row in rows))
+        days = {day for site, now in when if (day := local_day(site, now)) is not None}
+        campaigns = repository.campaigns_at_sites(session, (site.id for site, _ in when))
+        campaign_ids = {c.id for options in campaigns.values() for c in options if c.daily_budget is not None}
+        budgets = repository.budgets_used(session, days, campaign_ids)
+        return cls(
+            repository.policy(session),
+            campaigns,
+            {row.id: as_person(row, found) for row in rows},
+            found,
+            budgets,
+        )
+
+    def decide(self, subscriber_id: uuid.UUID, site: SiteRef, now: datetime, dwell_s: float) -> Decision:
+        """The decision for this person at this site now; a prompt counts at once for the later ones."""
+        campaigns = self._campaigns.get(site.id, [])
+        day = local_day(site, now)
+        found = self._found
+        history = History(
+            prompts=tuple(found.prompts.get(subscriber_id, ())),
+            dismissed=found.dismissed.get(subscriber_id, {}),
+            accepted=frozenset(found.accepted.get(subscriber_id, ())),
+            budget_used={c.id: self._budgets.get((day, c.id), 0) for c in campaigns} if day else {},
+        )
+        situation = Situation(now, site.id, site.timezone, site.language, dwell_s, self._policy)
+        decision = decide(self._people[subscriber_id], history, campaigns, situation)
+        if decision.prompted and decision.local_day is not None and decision.campaign_id is not None:
+            chosen = next(c for c in campaigns if c.id == decision.campaign_id)
+            found.prompts[subscriber_id].append(
+                PastPrompt(now, decision.local_day, chosen.organisation_id, chosen.id)
+            )
+            key = (decision.local_day, chosen.id)
+            self._budgets[key] = self._budgets.get(key, 0) + 1
+        return decision
+
+    def take_slot(self, subscriber_id: uuid.UUID, day: date) -> int:
+        """The next free (person, local day) slot for a prompt: the database's guard of the daily cap."""
+        taken = self._found.slots[(subscriber_id, day)]
+        self._found.slots[(subscriber_id, day)] = taken + 1
+        return taken

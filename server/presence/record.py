@@ -1,0 +1,313 @@
+"""Recording sightings: a batch is stored idempotently, merged into one visit per person and site, decided
+and recorded in one transaction, in a fixed number of statements whatever the batch's size.
+
+Both paths come here: a gateway's events about resolved EIDs and an iOS phone's own iBeacon sighting, so a
+person seen by a gateway and by their own phone at one site is one visit with one decision. The people of the
+batch are locked first (in id order), so concurrent batches about the same person, from other gateways or
+other workers, decide one after the other on what the earlier ones recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
+
+from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.core.const import EventKind
+from server.policy.decide import NOT_YET
+from server.policy.live import Decider, SiteRef
+from server.policy.repository import lock_people
+from server.policy.service import Decided, DecisionRecord, record_decisions
+from server.presence.models import PHONE_ROWS, ProximityEvent, Visit
+from server.sites.models import Gateway
+
+
+@dataclass(slots=True)
+class IngestConfig:
+    visit_gap: timedelta
+    prompt_ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One presence report about a known person: a gateway's event, or an iOS phone's own sighting."""
+
+    key: str  # idempotency key: per gateway, or per subscriber for phone sightings
+    source: Literal["gateway", "phone"]
+    gateway_id: int | None
+    kind: EventKind
+    observed_at: datetime
+    rssi: float | None = None
+    distance_m: float | None = None
+    dwell_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A sighting to record: whose (resolved), where, and when the server received it."""
+
+    subscriber_id: uuid.UUID
+    site: SiteRef
+    sighting: Sighting
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a sighting did."""
+
+    duplicate: bool = False  # its key was stored before: nothing done
+    decision: DecisionRecord | None = None  # the decision it led to, if any
+    stale: bool = False  # stored, but too old to decide on
+    unknown: bool = False  # the person no longer exists (withdrew meanwhile): dropped, nothing stored
+
+
+@dataclass(slots=True)
+class _Visit:
+    id: int | None  # None until inserted
+    subscriber_id: uuid.UUID
+    site_id: int
+    started_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+    dwell_s: float
+    min_distance_m: float | None
+    decided_at: datetime | None
+    changed: bool = False
+
+
+_VISIT_FIELDS = ("started_at", "last_seen_at", "ended_at", "dwell_s", "min_distance_m", "decided_at")
+
+
+def record_sightings(
+    session: Session,
+    items: Sequence[Pending],
+    config: IngestConfig,
+    gateways_seen: Iterable[tuple[int, datetime]] = (),
+) -> list[Recorded]:
+    """Record a batch (results in its order); the caller commits. `gateways_seen` updates fleet health."""
+    for gateway_id, at in gateways_seen:
+        # First, before any person's lock: batches of one gateway wait on its row, never the other way round.
+        session.execute(
+            update(Gateway)
+            .where(Gateway.id == gateway_id)
+            .values(last_seen_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    people = lock_people(session, (item.subscriber_id for item in items))
+    results: list[Recorded] = [Recorded(unknown=True)] * len(items)
+    known = [n for n, item in enumerate(items) if item.subscriber_id in people]
+    event_ids = _insert_events(session, [items[n] for n in known])
+    fresh: list[tuple[int, int]] = []  # (position in the batch, event id)
+    for n, event_id in zip(known, event_ids, strict=True):
+        if event_id is None:
+            results[n] = Recorded(duplicate=True)
+        else:
+            fresh.append((n, event_id))
+    if not fresh:
+        return results
+    ttl = timedelta(seconds=config.prompt_ttl_s)
+
+    def may_decide(item: Pending) -> bool:
+        return (
+            item.sighting.kind is not EventKind.EXIT and item.received_at - item.sighting.observed_at <= ttl
+        )
+
+    candidates = [items[n] for n, _ in fresh if may_decide(items[n])]
+    decider = (
+        Decider.load(
+            session,
+            [people[p] for p in {item.subscriber_id for item in candidates}],
+            [(item.site, item.received_at) for item in candidates],
+        )
+        if candidates
+        else None
+    )
+    visits = _VisitBook.load(session, [items[n] for n, _ in fresh], config.visit_gap)
+    event_visits: list[tuple[int, _Visit]] = []
+    decided: list[tuple[int, _Visit, Pending, Any, int | None]] = []
+    for n, event_id in fresh:
+        item = items[n]
+        visit = visits.merge(item)
+        event_visits.append((event_id, visit))
+        if item.sighting.kind is EventKind.EXIT or visit.decided_at is not None:
+            results[n] = Recorded()
+            continue
+        if not may_decide(item):
+            # Reported too late (an outbox after an outage, an offline phone): the person has moved on, and
+            # a prompt now would be about a place they left. Counted, not decided; a fresh sighting may be.
+            results[n] = Recorded(stale=True)
+            continue
+        assert decider is not None
+        decision = decider.decide(item.subscriber_id, item.site, item.received_at, visit.dwell_s)
+        day = decision.local_day
+        slot = decider.take_slot(item.subscriber_id, day) if decision.prompted and day is not None else None
+        if decision.reason not in NOT_YET:
+            visit.decided_at = item.received_at
+            visit.changed = True
+        decided.append((n, visit, item, decision, slot))
+        results[n] = Recorded()
+    visits.write(session)
+    table = cast(Table, ProximityEvent.__table__)
+    session.execute(
+        update(table).where(table.c.id == bindparam("b_id")).values(visit_id=bindparam("b_visit")),
+        [{"b_id": event_id, "b_visit": visit.id} for event_id, visit in event_visits],
+    )
+    event_of = dict(fresh)
+    to_record = [
+        Decided(item.subscriber_id, item.site.id, _id(visit), event_of[n], item.received_at, decision, slot)
+        for n, visit, item, decision, slot in decided
+    ]
+    recorded = record_decisions(session, to_record, config.prompt_ttl_s)
+    for n, _visit, _item, _decision, _slot in decided:
+        results[n] = Recorded(decision=recorded[event_of[n]])
+    return results
+
+
+def _id(visit: _Visit) -> int:
+    assert visit.id is not None  # written before the decisions
+    return visit.id
+
+
+def _insert_events(session: Session, items: list[Pending]) -> list[int | None]:
+    """Store the events whose idempotency key is new; their new ids, None for duplicates (batch order).
+
+    A gateway's key is unique per gateway, a phone's (`source="phone"`, no gateway) per subscriber."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    ids: dict[tuple[str, Any, str], int] = {}
+    for source in ("gateway", "phone"):
+        rows = [_event_row(item) for item in items if item.sighting.source == source]
+        if not rows:
+            continue
+        stmt = insert_(ProximityEvent).values(rows)
+        if source == "phone":
+            # The predicate must be a literal: PostgreSQL infers a partial index only from a provable WHERE.
+            stmt = stmt.on_conflict_do_nothing(
+                index_elements=["subscriber_id", "idempotency_key"], index_where=text(PHONE_ROWS)
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["gateway_id", "idempotency_key"])
+        returned = session.execute(
+            stmt.returning(
+                ProximityEvent.id,
+                ProximityEvent.gateway_id,
+                ProximityEvent.subscriber_id,
+                ProximityEvent.idempotency_key,
+            )
+        )
+        for event_id, gateway_id, subscriber_id, key in returned:
+            ids[(source, gateway_id if source == "gateway" else subscriber_id, key)] = event_id
+    found: list[int | None] = []
+    for item in items:
+        s = item.sighting
+        # A key twice in one batch: the first is stored, the second is its duplicate.
+        found.append(
+            ids.pop((s.source, s.gateway_id if s.source == "gateway" else item.subscriber_id, s.key), None)
+        )
+    return found
+
+
+def _event_row(item: Pending) -> dict[str, Any]:
+    s = item.sighting
+    return {
+        "gateway_id": s.gateway_id,
+        "idempotency_key": s.key,
+        "site_id": item.site.id,
+        "subscriber_id": item.subscriber_id,
+        "kind": s.kind.value,
+        "observed_at": s.observed_at,
+        "received_at": item.received_at,
+        "rssi": s.rssi,
+        "distance_m": s.distance_m,
+        "dwell_s": s.dwell_s,
+        "source": s.source,
+    }
+
+
+class _VisitBook:
+    """The batch's people's recent visits, merged in memory and written back in two statements."""
+
+    def __init__(self, visits: list[_Visit], gap: timedelta) -> None:
+        self._gap = gap
+        self._by_key: dict[tuple[uuid.UUID, int], list[_Visit]] = {}
+        for visit in visits:
+            self._by_key.setdefault((visit.subscriber_id, visit.site_id), []).append(visit)
+
+    @classmethod
+    def load(cls, session: Session, items: list[Pending], gap: timedelta) -> _VisitBook:
+        since = min(item.sighting.observed_at for item in items) - gap
+        people = {item.subscriber_id for item in items}
+        sites = {item.site.id for item in items}
+        rows = session.execute(
+            select(
+                Visit.id,
+                Visit.subscriber_id,
+                Visit.site_id,
+                Visit.started_at,
+                Visit.last_seen_at,
+                Visit.ended_at,
+                Visit.dwell_s,
+                Visit.min_distance_m,
+                Visit.decided_at,
+            ).where(Visit.subscriber_id.in_(people), Visit.site_id.in_(sites), Visit.last_seen_at >= since)
+        )
+        return cls([_Visit(*row) for row in rows], gap)
+
+    def merge(self, item: Pending) -> _Visit:
+        """One walk past one site is one visit, across EID rotations, the site's gateways and the own phone:
+        the latest visit seen within the gap (and begun before the sighting's gap ends: a late report must
+        not join a later visit), else a new one."""
+        s = item.sighting
+        when = s.observed_at
+        known = self._by_key.setdefault((item.subscriber_id, item.site.id), [])
+        near = [v for v in known if v.last_seen_at >= when - self._gap and v.started_at <= when + self._gap]
+        if near:
+            visit = max(near, key=lambda v: v.last_seen_at)
+        else:
+            visit = _Visit(None, item.subscriber_id, item.site.id, when, when, None, 0.0, None, None)
+            known.append(visit)
+        visit.started_at = min(visit.started_at, when)
+        visit.last_seen_at = max(visit.last_seen_at, when)
+        visit.dwell_s = max(visit.dwell_s, s.dwell_s, (visit.last_seen_at - visit.started_at).total_seconds())
+        if s.distance_m is not None:
+            visit.min_distance_m = min(visit.min_distance_m or s.distance_m, s.distance_m)
+        if s.kind is EventKind.EXIT:
+            visit.ended_at = max(visit.ended_at or when, when)
+        elif visit.ended_at is not None and when > visit.ended_at:
+            visit.ended_at = None  # back again within the gap: the same visit goes on
+        visit.changed = True
+        return visit
+
+    def write(self, session: Session) -> None:
+        visits = [v for known in self._by_key.values() for v in known if v.changed]
+        new = [v for v in visits if v.id is None]
+        old = [v for v in visits if v.id is not None]
+        if new:
+            rows = [
+                {
+                    "subscriber_id": v.subscriber_id,
+                    "site_id": v.site_id,
+                    **{f: getattr(v, f) for f in _VISIT_FIELDS},
+                }
+                for v in new
+            ]
+            returned = session.execute(
+                insert(Visit).returning(Visit.id, sort_by_parameter_order=True), rows
+            ).scalars()
+            for visit, visit_id in zip(new, returned, strict=True):
+                visit.id = visit_id
+        if old:
+            table = cast(Table, Visit.__table__)
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values({f: bindparam(f"b_{f}") for f in _VISIT_FIELDS}),
+                [{"b_id": v.id, **{f"b_{f}": getattr(v, f) for f in _VISIT_FIELDS}} for v in old],
+            )
