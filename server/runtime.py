@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.core.config import Settings
 from server.core.db import make_engine, make_sessionmaker
 from server.core.security import KeySealer
+from server.presence.batcher import SightingBatcher
 from server.presence.eid_index import EidIndex, Keyed
 from server.subscribers.models import Subscriber
 
@@ -33,6 +34,9 @@ class Runtime:
     sealer: KeySealer
     eid_index: EidIndex
     clock: Callable[[], datetime]
+    # Combines concurrent gateway batches into one transaction; None for an in-memory SQLite database,
+    # whose one connection belongs to one thread.
+    sightings: SightingBatcher | None = None
 
     def keys_since(self, since: datetime) -> Iterator[Keyed]:
         """The keys of subscribers who opted in at or after `since` (for workers that did not see it)."""
@@ -74,7 +78,10 @@ class Runtime:
         else:
             seconds = round(time.monotonic() - started, 3)
             log.info("EID index loaded", extra={"subscribers": count, "seconds": seconds})
-        return cls(settings, engine, sessions, sealer, index, clock)
+        url = engine.url
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        batcher = None if in_memory else SightingBatcher(sessions)
+        return cls(settings, engine, sessions, sealer, index, clock, batcher)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -65,3 +65,18 @@ def test_make_demo_serves_decides_prompts_and_stops_cleanly(tmp_path):
     output = "".join(lines)
     assert "demo stopped" in output, output
     assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize("hour", range(24))
+def test_the_demo_street_lies_where_it_is_day_so_prompts_show_at_any_hour(hour):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from server.core import const
+    from server.demo.seed import daytime_zone
+
+    now = datetime(2026, 11, 26, hour, 30, tzinfo=UTC)
+    local = now.astimezone(ZoneInfo(daytime_zone(now))).strftime("%H:%M")
+    assert const.DEFAULT_QUIET_END <= local < const.DEFAULT_QUIET_START
+    if 8 <= hour <= 16:  # 09:30 to 17:30 in Berlin in November
+        assert daytime_zone(now) == "Europe/Berlin"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -67,6 +68,21 @@ class DemoSite:
     enrolment_code: str
 
 
+# Quiet hours (21:00-08:00 in the site's zone) would make an evening demo show no prompt at all: the demo's
+# street lies in Berlin during Berlin's day, else wherever it is closest to the afternoon.
+_ZONES = ("Europe/Berlin", "America/New_York", "America/Los_Angeles", "Pacific/Honolulu", "Asia/Tokyo")
+
+
+def daytime_zone(now: datetime) -> str:
+    def local_hour(zone: str) -> float:
+        local = now.astimezone(ZoneInfo(zone))
+        return local.hour + local.minute / 60
+
+    if 9 <= local_hour(_ZONES[0]) < 19:
+        return _ZONES[0]
+    return min(_ZONES, key=lambda zone: abs(local_hour(zone) - 14))
+
+
 def seed(session: Session, now: datetime) -> list[DemoSite]:
     """Create what is missing (safe to run again) and issue a fresh enrolment code for each demo gateway."""
     if session.scalar(select(PlatformSettings).limit(1)) is None:
@@ -82,7 +98,7 @@ def seed(session: Session, now: datetime) -> list[DemoSite]:
             session.flush()
         site = session.scalar(select(Site).where(Site.organisation_id == org.id))
         if site is None:
-            site = Site(organisation_id=org.id, name=spec["site"], timezone="Europe/Berlin", language="de")
+            site = Site(organisation_id=org.id, name=spec["site"], language="de")
             session.add(site)
             session.flush()
             campaign = Campaign(
@@ -107,6 +123,7 @@ def seed(session: Session, now: datetime) -> list[DemoSite]:
                         cta_label=cta,
                     )
                 )
+        site.timezone = daytime_zone(now)  # again at every start: a demo database lives across days
         gateway = session.scalar(select(Gateway).where(Gateway.site_id == site.id))
         if gateway is None:
             code = issue_enrolment_code(session, site, "demo window gateway", now).code

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from server.api.deps import CurrentGateway, RuntimeDep, SessionDep
 from server.core.errors import PROBLEM_JSON
 from server.presence import service
+from server.presence.record import record_sightings
 from server.presence.schemas import BatchResult, EventBatchIn
 
 router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
@@ -31,7 +32,10 @@ def post_events(
     """
     settings = runtime.settings
     config = service.IngestConfig(timedelta(seconds=settings.visit_gap_seconds), settings.prompt_ttl_seconds)
-    result = service.ingest(session, gateway, batch.events, runtime.eid_index, config, runtime.clock())
+    record = runtime.sightings.record if runtime.sightings is not None else record_sightings
+    result = service.ingest(
+        session, gateway, batch.events, runtime.eid_index, config, runtime.clock(), record
+    )
     if not result.rejected:
         return result
     fields = ", ".join(e.field for r in result.rejected for e in r.errors)

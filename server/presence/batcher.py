@@ -1,0 +1,126 @@
+"""Combining concurrent gateway batches into one transaction (group commit for sightings).
+
+Each request would otherwise pay for its own lock, loads, inserts and commit, whatever its size: a dozen round
+trips for one event. Here a request queues its resolved sightings and waits; a request thread that finds a
+free writer slot takes everything queued (up to a limit) and records it in one transaction, for itself and
+the others, then hands on. Under light load a batch is one request and nothing waits; under heavy load
+batches grow and the round trips per event fall, which is what lets one worker keep up.
+
+A failing combined batch (one request's data, a deadlock) is retried request by request, so one bad request
+fails alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.presence.record import IngestConfig, Pending, Recorded, record_sightings
+
+log = logging.getLogger("nahbar.presence")
+
+MAX_ITEMS: Final = 500  # sightings in one transaction; a single larger request still goes in whole
+WRITERS: Final = 2  # transactions at once: one records while the other waits on the database
+
+
+@dataclass(slots=True)
+class _Job:
+    items: list[Pending]
+    config: IngestConfig
+    gateways_seen: list[tuple[int, datetime]]
+    results: list[Recorded] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class SightingBatcher:
+    """One per process; safe with any number of processes (the database's locks order them)."""
+
+    def __init__(self, sessions: sessionmaker[Session], max_items: int = MAX_ITEMS, writers: int = WRITERS):
+        self._sessions = sessions
+        self._max_items = max_items
+        self._writers = writers
+        self._busy = 0
+        self._queue: list[_Job] = []
+        self._changed = threading.Condition()
+
+    def record(
+        self,
+        _session: Session,
+        items: Sequence[Pending],
+        config: IngestConfig,
+        gateways_seen: Sequence[tuple[int, datetime]] = (),
+    ) -> list[Recorded]:
+        """Record these sightings (committed when this returns) and answer in their order.
+
+        The request's own session is not used: the batch commits in the batcher's, before the answer."""
+        job = _Job(list(items), config, list(gateways_seen))
+        with self._changed:
+            self._queue.append(job)
+        while True:
+            with self._changed:
+                while not job.done and not (self._queue and self._busy < self._writers):
+                    self._changed.wait()
+                if job.done:
+                    break
+                jobs = self._take()
+                self._busy += 1
+            try:
+                self._run(jobs)
+            finally:
+                with self._changed:
+                    self._busy -= 1
+                    self._changed.notify_all()
+        if job.error is not None:
+            raise job.error
+        assert job.results is not None
+        return job.results
+
+    def _take(self) -> list[_Job]:
+        """The oldest queued jobs up to the item limit (at least one); same settings only."""
+        first = self._queue[0]
+        taken: list[_Job] = []
+        count = 0
+        for job in self._queue:
+            if taken and (count + len(job.items) > self._max_items or job.config != first.config):
+                break
+            taken.append(job)
+            count += len(job.items)
+        del self._queue[: len(taken)]
+        return taken
+
+    def _run(self, jobs: list[_Job]) -> None:
+        items = [item for job in jobs for item in job.items]
+        latest: dict[int, datetime] = {}
+        for job in jobs:
+            for gateway_id, at in job.gateways_seen:
+                latest[gateway_id] = max(at, latest.get(gateway_id, at))
+        try:
+            with self._sessions() as session:
+                results = record_sightings(session, items, jobs[0].config, sorted(latest.items()))
+                session.commit()
+        except Exception as exc:
+            if len(jobs) > 1:
+                log.warning("combined batch failed; recording its requests one by one", exc_info=True)
+                for job in jobs:
+                    self._run([job])
+                return
+            self._finish(jobs[0], error=exc)
+            return
+        start = 0
+        for job in jobs:
+            self._finish(job, results=results[start : start + len(job.items)])
+            start += len(job.items)
+
+    def _finish(
+        self, job: _Job, *, results: list[Recorded] | None = None, error: BaseException | None = None
+    ) -> None:
+        with self._changed:
+            job.results, job.error, job.done = results, error, True
+            self._changed.notify_all()
