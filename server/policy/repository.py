@@ -52,14 +52,14 @@ def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[u
     if session.get_bind().dialect.name == "postgresql":
         query = columns.order_by(Subscriber.id).with_for_update(key_share=True)
     else:
-        session.execute(
+        session.connection().execute(
             update(Subscriber)
             .where(Subscriber.id.in_(ids))
             .values(version=Subscriber.version)
             .execution_options(synchronize_session=False)
         )
         query = columns
-    return {row[0]: PersonRow(*row) for row in session.execute(query)}
+    return {row[0]: PersonRow(*row) for row in session.connection().execute(query)}
 
 
 def campaigns_at_sites(
@@ -99,7 +99,7 @@ def campaigns_at_sites(
         query = query.where(Campaign.status == "active")
     campaigns: dict[tuple[int, int], tuple[Any, ...]] = {}
     variants: dict[tuple[int, int], list[VariantOption]] = {}
-    for row in session.execute(query):
+    for row in session.connection().execute(query):
         key = (row[0], row[1])
         campaigns.setdefault(key, tuple(row[1:15]))
         found = variants.setdefault(key, [])
@@ -159,7 +159,7 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
     )
     if not ids:
         return found
-    for subscriber_id, at, day, slot, org_id, campaign_id in session.execute(
+    for subscriber_id, at, day, slot, org_id, campaign_id in session.connection().execute(
         select(
             PromptDecision.subscriber_id,
             PromptDecision.decided_at,
@@ -177,7 +177,7 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
             found.slots[(subscriber_id, day)] += 1
         if day is not None and org_id is not None and campaign_id is not None:
             found.prompts[subscriber_id].append(PastPrompt(at, day, org_id, campaign_id))
-    for subscriber_id, kind, at, campaign_id in session.execute(
+    for subscriber_id, kind, at, campaign_id in session.connection().execute(
         select(
             PromptDecision.subscriber_id, PromptResponse.kind, PromptResponse.at, PromptDecision.campaign_id
         )
@@ -195,7 +195,7 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
         else:
             latest = found.dismissed[subscriber_id]
             latest[campaign_id] = max(at, latest.get(campaign_id, at))
-    for person, excluded_site, excluded_org in session.execute(
+    for person, excluded_site, excluded_org in session.connection().execute(
         select(Exclusion.subscriber_id, Exclusion.site_id, Exclusion.organisation_id).where(
             Exclusion.subscriber_id.in_(ids)
         )
@@ -214,15 +214,19 @@ def budgets_used(
     day_list, ids = sorted(set(days)), sorted(set(campaign_ids))
     if not day_list or not ids:
         return {}
-    rows = session.execute(
-        select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
-        .where(
-            PromptDecision.campaign_id.in_(ids),
-            PromptDecision.local_day.in_(day_list),
-            PromptDecision.outcome == Outcome.PROMPTED,
+    rows = (
+        session.connection()
+        .execute(
+            select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
+            .where(
+                PromptDecision.campaign_id.in_(ids),
+                PromptDecision.local_day.in_(day_list),
+                PromptDecision.outcome == Outcome.PROMPTED,
+            )
+            .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
         )
-        .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
-    ).all()
+        .all()
+    )
     return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None}
 
 
@@ -230,19 +234,29 @@ def budget_used(session: Session, day: date, campaign_ids: Iterable[int]) -> dic
     return {cid: n for (_day, cid), n in budgets_used(session, [day], campaign_ids).items()}
 
 
-def platform_settings(session: Session) -> PlatformSettings:
-    settings = session.scalar(select(PlatformSettings).limit(1))
-    return settings if settings is not None else PlatformSettings(max_prompts_per_day=1)
-
-
 def policy(session: Session) -> Policy:
     """The operator's maxima in force (quiet hours, dwell and dismissal cooldown are platform constants)."""
-    s = platform_settings(session)
+    s = PlatformSettings
+    row = (
+        session.connection()
+        .execute(
+            select(
+                s.max_prompts_per_day,
+                s.max_prompts_per_week,
+                s.max_prompts_per_month,
+                s.min_org_cooldown_days,
+            )
+            .order_by(s.id)
+            .limit(1)
+        )
+        .first()
+    )
+    per_day, per_week, per_month, cooldown = row if row is not None else (1, None, None, None)
     return Policy(
-        max_per_day=_given(s.max_prompts_per_day, const.DEFAULT_MAX_PER_DAY),
-        max_per_week=_given(s.max_prompts_per_week, const.DEFAULT_MAX_PER_WEEK),
-        max_per_month=_given(s.max_prompts_per_month, const.DEFAULT_MAX_PER_MONTH),
-        org_cooldown_days=_given(s.min_org_cooldown_days, const.DEFAULT_ORG_COOLDOWN_DAYS),
+        max_per_day=_given(per_day, const.DEFAULT_MAX_PER_DAY),
+        max_per_week=_given(per_week, const.DEFAULT_MAX_PER_WEEK),
+        max_per_month=_given(per_month, const.DEFAULT_MAX_PER_MONTH),
+        org_cooldown_days=_given(cooldown, const.DEFAULT_ORG_COOLDOWN_DAYS),
     )
 
 

@@ -123,6 +123,6 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[int, DecisionR
     )
     return {
         event_id: DecisionRecord(decision_id, outcome, reason, campaign_id)
-        for decision_id, event_id, outcome, reason, campaign_id in session.execute(stmt)
+        for decision_id, event_id, outcome, reason, campaign_id in session.connection().execute(stmt)
         if event_id is not None
     }

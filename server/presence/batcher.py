@@ -96,12 +96,14 @@ class SightingBatcher:
         return taken
 
     def _run(self, jobs: list[_Job]) -> None:
-        items = [item for job in jobs for item in job.items]
-        latest: dict[int, datetime] = {}
-        for job in jobs:
-            for gateway_id, at in job.gateways_seen:
-                latest[gateway_id] = max(at, latest.get(gateway_id, at))
+        """Record the jobs in one transaction; every job ends finished, whatever happens, so no caller waits
+        for ever."""
         try:
+            items = [item for job in jobs for item in job.items]
+            latest: dict[int, datetime] = {}
+            for job in jobs:
+                for gateway_id, at in job.gateways_seen:
+                    latest[gateway_id] = max(at, latest.get(gateway_id, at))
             with self._sessions() as session:
                 results = record_sightings(session, items, jobs[0].config, sorted(latest.items()))
                 session.commit()
@@ -113,6 +115,10 @@ class SightingBatcher:
                 return
             self._finish(jobs[0], error=exc)
             return
+        except BaseException as exc:  # interrupted: the waiting callers fail with it instead of hanging
+            for job in jobs:
+                self._finish(job, error=exc)
+            raise
         start = 0
         for job in jobs:
             self._finish(job, results=results[start : start + len(job.items)])

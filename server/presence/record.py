@@ -94,7 +94,7 @@ def record_sightings(
     """Record a batch (results in its order); the caller commits. `gateways_seen` updates fleet health."""
     for gateway_id, at in gateways_seen:
         # First, before any person's lock: batches of one gateway wait on its row, never the other way round.
-        session.execute(
+        session.connection().execute(
             update(Gateway)
             .where(Gateway.id == gateway_id)
             .values(last_seen_at=at)
@@ -155,7 +155,7 @@ def record_sightings(
         results[n] = Recorded()
     visits.write(session)
     table = cast(Table, ProximityEvent.__table__)
-    session.execute(
+    session.connection().execute(
         update(table).where(table.c.id == bindparam("b_id")).values(visit_id=bindparam("b_visit")),
         [{"b_id": event_id, "b_visit": visit.id} for event_id, visit in event_visits],
     )
@@ -194,7 +194,7 @@ def _insert_events(session: Session, items: list[Pending]) -> list[int | None]:
             )
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=["gateway_id", "idempotency_key"])
-        returned = session.execute(
+        returned = session.connection().execute(
             stmt.returning(
                 ProximityEvent.id,
                 ProximityEvent.gateway_id,
@@ -245,7 +245,7 @@ class _VisitBook:
         since = min(item.sighting.observed_at for item in items) - gap
         people = {item.subscriber_id for item in items}
         sites = {item.site.id for item in items}
-        rows = session.execute(
+        rows = session.connection().execute(
             select(
                 Visit.id,
                 Visit.subscriber_id,
@@ -298,14 +298,16 @@ class _VisitBook:
                 }
                 for v in new
             ]
-            returned = session.execute(
-                insert(Visit).returning(Visit.id, sort_by_parameter_order=True), rows
-            ).scalars()
+            returned = (
+                session.connection()
+                .execute(insert(Visit).returning(Visit.id, sort_by_parameter_order=True), rows)
+                .scalars()
+            )
             for visit, visit_id in zip(new, returned, strict=True):
                 visit.id = visit_id
         if old:
             table = cast(Table, Visit.__table__)
-            session.execute(
+            session.connection().execute(
                 update(table)
                 .where(table.c.id == bindparam("b_id"))
                 .values({f: bindparam(f"b_{f}") for f in _VISIT_FIELDS}),

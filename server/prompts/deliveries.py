@@ -61,7 +61,7 @@ def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime
         return
     secret = secret_key(session)
     table = cast(Table, PromptDecision.__table__)
-    session.execute(
+    session.connection().execute(
         update(table).where(table.c.id == bindparam("b_id")).values(landing_token_hash=bindparam("b_hash")),
         [
             {"b_id": decision_id, "b_hash": hash_token(landing_token(secret, decision_id))}
@@ -70,7 +70,7 @@ def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime
     )
     people = {subscriber_id for _, subscriber_id, _ in prompts}
     channels: dict[uuid.UUID, list[tuple[int, str]]] = {}
-    for channel_id, subscriber_id, kind in session.execute(
+    for channel_id, subscriber_id, kind in session.connection().execute(
         select(PushChannel.id, PushChannel.subscriber_id, PushChannel.kind)
         .where(PushChannel.subscriber_id.in_(people), PushChannel.retired_at.is_(None))
         .order_by(PushChannel.id)
@@ -83,7 +83,7 @@ def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime
             _delivery(decision_id, kind, channel_id, DeliveryStatus.PENDING, decided_at)
             for channel_id, kind in channels.get(subscriber_id, ())
         ]
-    session.execute(insert(cast(Table, Delivery.__table__)), rows)
+    session.connection().execute(insert(cast(Table, Delivery.__table__)), rows)
     if any(row["channel_id"] is not None for row in rows):
         _wake_after_commit(session)
 
