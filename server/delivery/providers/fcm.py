@@ -18,6 +18,7 @@ from server.core.const import ChannelKind
 from server.delivery.jwt import sign_rs256
 from server.delivery.providers.base import (
     TIMEOUT,
+    ClientPerThread,
     Message,
     Outcome,
     ProviderUnavailable,
@@ -45,7 +46,7 @@ class FcmProvider:
         self._email = str(account["client_email"])
         self._token_uri = str(account.get("token_uri") or "https://oauth2.googleapis.com/token")
         self._send_url = f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
-        self._client = client or httpx.Client(timeout=TIMEOUT)
+        self._clients = ClientPerThread(lambda: httpx.Client(timeout=TIMEOUT), client)
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
@@ -78,7 +79,7 @@ class FcmProvider:
                     "exp": int(now) + 3600,
                 },
             )
-            answer = self._client.post(
+            answer = self._clients.get().post(
                 self._token_uri, data={"grant_type": GRANT_TYPE, "assertion": assertion}
             )
             answer.raise_for_status()
@@ -114,7 +115,7 @@ class FcmProvider:
     def send(self, target: Target, message: Message) -> Result:
         try:
             token = self._access_token()
-            response = self._client.post(
+            response = self._clients.get().post(
                 self._send_url,
                 json=self._body(target.endpoint, message),
                 headers={"Authorization": f"Bearer {token}"},
@@ -134,7 +135,7 @@ class FcmProvider:
         return classify(response, now)
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close()
 
 
 def _error_code(response: httpx.Response) -> str | None:

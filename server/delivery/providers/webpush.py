@@ -19,6 +19,7 @@ from server.core.const import ChannelKind
 from server.delivery.jwt import b64url, b64url_decode, sign_es256
 from server.delivery.providers.base import (
     TIMEOUT,
+    ClientPerThread,
     Message,
     Outcome,
     ProviderUnavailable,
@@ -49,7 +50,7 @@ class WebPushProvider:
         self._key = key
         self._subject = subject
         self.public_key = b64url(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
-        self._client = client or httpx.Client(timeout=TIMEOUT)
+        self._clients = ClientPerThread(lambda: httpx.Client(timeout=TIMEOUT), client)
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -100,10 +101,10 @@ class WebPushProvider:
             "Topic": message.collapse_id,
         }
         try:
-            response = self._client.post(target.endpoint, content=body, headers=headers)
+            response = self._clients.get().post(target.endpoint, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:300])
         return classify(response, datetime.now(UTC))
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close()
