@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -237,6 +237,58 @@ def add_channels(url: str, tokens: list[str], endpoint_base: str) -> None:
     engine.dispose()
 
 
+def queue_directly(url: str, tokens: list[str]) -> None:
+    """A prompt with a due Web Push delivery for each of these subscribers, written straight into the database
+    in one transaction (no gateway POST, no policy): the work left is the sender's alone."""
+    from sqlalchemy import insert, select
+    from sqlalchemy.orm import Session
+
+    from server.campaigns.models import Campaign, CampaignVariant
+    from server.core.db import make_engine
+    from server.core.security import hash_token
+    from server.prompts.models import Delivery, PromptDecision
+    from server.sites.models import Site
+    from server.subscribers.models import PushChannel, Subscriber
+
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        people = dict(session.execute(select(Subscriber.device_token_hash, Subscriber.id)).all())
+        channels = dict(session.execute(select(PushChannel.subscriber_id, PushChannel.id)).all())
+        site = session.scalars(select(Site.id).order_by(Site.id)).first()
+        campaign = session.scalars(select(Campaign.id)).one()
+        variant = session.scalars(select(CampaignVariant.id).where(CampaignVariant.language == "en")).one()
+        subscribers = [people[hash_token(token)] for token in tokens]
+        decided = {
+            "site_id": site,
+            "campaign_id": campaign,
+            "variant_id": variant,
+            "outcome": "prompted",
+            "reason": "prompted",
+            "decided_at": now,
+            "expires_at": now + timedelta(minutes=10),
+        }
+        ids = session.scalars(
+            insert(PromptDecision).returning(PromptDecision.id, sort_by_parameter_order=True),
+            [decided | {"subscriber_id": s} for s in subscribers],
+        ).all()
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    "decision_id": decision,
+                    "channel_kind": "webpush",
+                    "channel_id": channels[s],
+                    "status": "pending",
+                    "next_attempt_at": now,
+                }
+                for decision, s in zip(ids, subscribers, strict=True)
+            ],
+        )
+        session.commit()
+    engine.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -407,10 +459,21 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def measure(kind: str, rate: float, seconds: float, profile: Path | None) -> dict[str, Any]:
-    count = int(rate * seconds)
-    log = Path(tempfile.mkdtemp(prefix="nahbar-bench-log-")) / "server.log"
-    figures: dict[str, Any] = {"database": kind, "rate": rate, "seconds": seconds, "prompts": count}
+@dataclass
+class World:
+    """A running server on a database made for the run, its push service, gateways and opted-in phones."""
+
+    url: str
+    base: str
+    pid: int
+    push: PushService
+    gateways: list[str]
+    phones: list[Phone]
+    setup_s: float
+
+
+@contextmanager
+def world(kind: str, subscribers: int, log: Path, profile: Path | None) -> Iterator[World]:
     with database(kind) as url, push_service() as push:
         codes = seed_charity(url, GATEWAYS)
         with server(url, log, profile) as (base, pid):
@@ -420,26 +483,67 @@ def measure(kind: str, rate: float, seconds: float, profile: Path | None) -> dic
                 enrolled.raise_for_status()
                 gateways.append(enrolled.json()["token"])
             began = time.monotonic()
-            phones = asyncio.run(opt_in_all(base, WARMUP + count))
-            figures["opt_in_s"] = time.monotonic() - began
+            phones = asyncio.run(opt_in_all(base, subscribers))
             add_channels(url, [p.token for p in phones], push.url)
-            figures["setup_s"] = time.monotonic() - began
-            figures["subscribers"] = len(phones)
-            _, errors = asyncio.run(drive(base, gateways, phones[:WARMUP], 0, rate))
-            cpu_before = _cpu_s(pid)
-            sent, timed_errors = asyncio.run(drive(base, gateways, phones[WARMUP:], WARMUP, rate))
-            figures["errors"] = (errors + timed_errors)[:5]
-            # Let the last pushes land (bounded), then read the arrivals.
-            deadline = time.monotonic() + 30
-            while len(push.arrivals()) < WARMUP + count and time.monotonic() < deadline:
-                time.sleep(0.2)
-            figures["server_cpu_s"] = _cpu_s(pid) - cpu_before
-            arrivals = push.arrivals()
+            yield World(url, base, pid, push, gateways, phones, time.monotonic() - began)
+
+
+def wait_for_pushes(push: PushService, count: int, seconds: float) -> dict[str, int]:
+    """The arrivals once `count` have come, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while len(arrivals := push.arrivals()) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return arrivals
+
+
+def measure(kind: str, rate: float, seconds: float, profile: Path | None) -> dict[str, Any]:
+    count = int(rate * seconds)
+    log = Path(tempfile.mkdtemp(prefix="nahbar-bench-log-")) / "server.log"
+    figures: dict[str, Any] = {"database": kind, "rate": rate, "seconds": seconds, "prompts": count}
+    with world(kind, WARMUP + count, log, profile) as w:
+        figures["setup_s"] = w.setup_s
+        figures["subscribers"] = len(w.phones)
+        _, errors = asyncio.run(drive(w.base, w.gateways, w.phones[:WARMUP], 0, rate))
+        load_before = os.getloadavg()[0]
+        cpu_before = _cpu_s(w.pid)
+        sent, timed_errors = asyncio.run(drive(w.base, w.gateways, w.phones[WARMUP:], WARMUP, rate))
+        figures["errors"] = (errors + timed_errors)[:5]
+        arrivals = wait_for_pushes(w.push, WARMUP + count, 30)  # the last pushes land (bounded)
+        figures["server_cpu_s"] = _cpu_s(w.pid) - cpu_before
+        figures["load"] = [load_before, os.getloadavg()[0]]
     if figures["errors"]:
         figures["server_log"] = str(log)  # kept for reading
     else:
         shutil.rmtree(log.parent, ignore_errors=True)
     return figures | _latencies(sent, arrivals)
+
+
+def measure_drain(kind: str, count: int, profile: Path | None) -> dict[str, Any]:
+    """The sender alone: `count` due pushes written into the database at once, sent by the running server
+    (its sweep finds them within DELIVERY_SWEEP_EVERY_S); the rate is counted from the first arrival to the
+    last."""
+    log = Path(tempfile.mkdtemp(prefix="nahbar-bench-log-")) / "server.log"
+    with world(kind, count, log, profile) as w:
+        load_before = os.getloadavg()[0]
+        cpu_before = _cpu_s(w.pid)
+        queue_directly(w.url, [p.token for p in w.phones])
+        print(f"queued {count} pushes; server pid {w.pid}", file=sys.stderr, flush=True)  # for a profiler
+        arrivals = wait_for_pushes(w.push, count, 120)
+        cpu_s = _cpu_s(w.pid) - cpu_before
+        load = [load_before, os.getloadavg()[0]]
+    shutil.rmtree(log.parent, ignore_errors=True)
+    times = sorted(arrivals.values())
+    span_s = (times[-1] - times[0]) / 1e9 if len(times) > 1 else float("nan")
+    return {
+        "database": kind,
+        "drain": count,
+        "arrived": len(times),
+        "span_s": span_s,
+        "sends_per_s": (len(times) - 1) / span_s if len(times) > 1 else 0.0,
+        "server_cpu_s": cpu_s,
+        "cpu_ms_per_send": 1000 * cpu_s / len(times) if times else float("nan"),
+        "load": load,
+    }
 
 
 def _cpu_s(pid: int) -> float:
@@ -602,8 +706,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="prompts per second")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--profile", type=Path, help="run the server under cProfile, writing this file")
+    parser.add_argument(
+        "--drain",
+        type=int,
+        metavar="N",
+        help="instead: N due pushes written to the database, the sender alone",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.database, args.rate, args.seconds, args.profile)))
+    if args.drain:
+        print(json.dumps(measure_drain(args.database, args.drain, args.profile)))
+    else:
+        print(json.dumps(measure(args.database, args.rate, args.seconds, args.profile)))
     return 0
 
 
