@@ -9,7 +9,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    BindParameter,
+    Date,
+    Integer,
+    String,
+    bindparam,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
@@ -35,6 +47,16 @@ class PersonRow:
     preferences: dict[str, Any] | None
 
 
+# The live path's statements are built once: building a select costs more Python than executing its cached
+# compiled form. Lists of ids are expanding bind parameters.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_PERSON = select(Subscriber.id, Subscriber.scopes, Subscriber.language, Subscriber.preferences).where(
+    Subscriber.id.in_(_IDS)
+)
+_LOCK_PG = _PERSON.order_by(Subscriber.id).with_for_update(key_share=True)
+_LOCK_SQLITE = update(Subscriber).where(Subscriber.id.in_(_IDS)).values(version=Subscriber.version)
+
+
 def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PersonRow]:
     """Serialise decisions about these people until the transaction ends and read them; people who no longer
     exist (withdrawn) are missing from the answer.
@@ -43,23 +65,46 @@ def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[u
     UPDATE, not FOR UPDATE, because concurrent sightings' inserts hold FOR KEY SHARE on these rows through
     their foreign keys. SQLite: a write takes the database's single write lock first, so a deferred
     transaction cannot read and then fail to upgrade."""
-    ids = sorted(set(subscriber_ids))
-    if not ids:
+    ids = {"ids": sorted(set(subscriber_ids))}
+    if not ids["ids"]:
         return {}
-    columns = select(Subscriber.id, Subscriber.scopes, Subscriber.language, Subscriber.preferences).where(
-        Subscriber.id.in_(ids)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = columns.order_by(Subscriber.id).with_for_update(key_share=True)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(_LOCK_PG, ids)
     else:
-        session.connection().execute(
-            update(Subscriber)
-            .where(Subscriber.id.in_(ids))
-            .values(version=Subscriber.version)
-            .execution_options(synchronize_session=False)
-        )
-        query = columns
-    return {row[0]: PersonRow(*row) for row in session.connection().execute(query)}
+        connection.execute(_LOCK_SQLITE, ids)
+        rows = connection.execute(_PERSON, ids)
+    return {row[0]: PersonRow(*row) for row in rows}
+
+
+_CAMPAIGNS = (
+    select(
+        CampaignSite.site_id,
+        Campaign.id,
+        Campaign.organisation_id,
+        Campaign.kind,
+        Campaign.priority,
+        Campaign.status,
+        Campaign.starts_at,
+        Campaign.ends_at,
+        Campaign.daily_from,
+        Campaign.daily_until,
+        Campaign.daily_budget,
+        Campaign.min_dwell_s,
+        Campaign.max_dwell_s,
+        Organisation.prompts_per_week,
+        Organisation.cooldown_days,
+        CampaignVariant.id,
+        CampaignVariant.language,
+        CampaignVariant.label,
+    )
+    .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
+    .join(Organisation, Organisation.id == Campaign.organisation_id)
+    .outerjoin(CampaignVariant, CampaignVariant.campaign_id == Campaign.id)
+    .where(CampaignSite.site_id.in_(_IDS))
+    .order_by(CampaignSite.site_id, Campaign.id, CampaignVariant.id)
+)
+_ACTIVE_CAMPAIGNS = _CAMPAIGNS.where(Campaign.status == "active")
 
 
 def campaigns_at_sites(
@@ -68,38 +113,10 @@ def campaigns_at_sites(
     """The campaigns at these sites with their charity's caps and their variants, in one query of plain
     columns; every site asked for has an entry."""
     ids = sorted(set(site_ids))
-    query = (
-        select(
-            CampaignSite.site_id,
-            Campaign.id,
-            Campaign.organisation_id,
-            Campaign.kind,
-            Campaign.priority,
-            Campaign.status,
-            Campaign.starts_at,
-            Campaign.ends_at,
-            Campaign.daily_from,
-            Campaign.daily_until,
-            Campaign.daily_budget,
-            Campaign.min_dwell_s,
-            Campaign.max_dwell_s,
-            Organisation.prompts_per_week,
-            Organisation.cooldown_days,
-            CampaignVariant.id,
-            CampaignVariant.language,
-            CampaignVariant.label,
-        )
-        .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
-        .join(Organisation, Organisation.id == Campaign.organisation_id)
-        .outerjoin(CampaignVariant, CampaignVariant.campaign_id == Campaign.id)
-        .where(CampaignSite.site_id.in_(ids))
-        .order_by(CampaignSite.site_id, Campaign.id, CampaignVariant.id)
-    )
-    if active_only:
-        query = query.where(Campaign.status == "active")
+    query = _ACTIVE_CAMPAIGNS if active_only else _CAMPAIGNS
     campaigns: dict[tuple[int, int], tuple[Any, ...]] = {}
     variants: dict[tuple[int, int], list[VariantOption]] = {}
-    for row in session.connection().execute(query):
+    for row in session.connection().execute(query, {"ids": ids}):
         key = (row[0], row[1])
         campaigns.setdefault(key, tuple(row[1:15]))
         found = variants.setdefault(key, [])
@@ -145,9 +162,54 @@ class Histories:
     excluded_organisations: dict[uuid.UUID, set[int]]
 
 
+# One round trip for the three parts of a history; the first column says which part a row belongs to:
+# (part, person, at, local day, day slot or excluded site, charity, campaign, answer).
+_PROMPTS, _ANSWERS, _EXCLUSIONS = "p", "a", "x"
+_HISTORY = union_all(
+    select(
+        literal(_PROMPTS).label("part"),
+        PromptDecision.subscriber_id,
+        PromptDecision.decided_at,
+        PromptDecision.local_day,
+        PromptDecision.day_slot,
+        Campaign.organisation_id,
+        PromptDecision.campaign_id,
+        null().cast(String).label("answer"),
+    )
+    .outerjoin(Campaign, Campaign.id == PromptDecision.campaign_id)
+    .where(PromptDecision.subscriber_id.in_(_IDS), PromptDecision.outcome == Outcome.PROMPTED),
+    select(
+        literal(_ANSWERS),
+        PromptDecision.subscriber_id,
+        PromptResponse.at,
+        null().cast(Date),
+        null().cast(Integer),
+        null().cast(Integer),
+        PromptDecision.campaign_id,
+        PromptResponse.kind,
+    )
+    .join(PromptDecision, PromptDecision.id == PromptResponse.decision_id)
+    .where(
+        PromptDecision.subscriber_id.in_(_IDS),
+        PromptDecision.campaign_id.is_not(None),
+        PromptResponse.kind.in_([ResponseKind.DISMISSED, ResponseKind.ACCEPTED]),
+    ),
+    select(
+        literal(_EXCLUSIONS),
+        Exclusion.subscriber_id,
+        null().cast(PromptResponse.at.type),
+        null().cast(Date),
+        Exclusion.site_id,
+        Exclusion.organisation_id,
+        null().cast(Integer),
+        null().cast(String),
+    ).where(Exclusion.subscriber_id.in_(_IDS)),
+)
+
+
 def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Histories:
     """Every prompt these people were given (a handful a month each at most), their answers and exclusions,
-    in three queries whatever the number of people."""
+    in one query whatever the number of people."""
     ids = sorted(set(subscriber_ids))
     found = Histories(
         defaultdict(list),
@@ -159,52 +221,39 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
     )
     if not ids:
         return found
-    for subscriber_id, at, day, slot, org_id, campaign_id in session.connection().execute(
-        select(
-            PromptDecision.subscriber_id,
-            PromptDecision.decided_at,
-            PromptDecision.local_day,
-            PromptDecision.day_slot,
-            Campaign.organisation_id,
-            PromptDecision.campaign_id,
-        )
-        .outerjoin(Campaign, Campaign.id == PromptDecision.campaign_id)
-        .where(PromptDecision.subscriber_id.in_(ids), PromptDecision.outcome == Outcome.PROMPTED)
+    for part, person, at, day, number, org_id, campaign_id, answer in session.connection().execute(
+        _HISTORY, {"ids": ids}
     ):
-        if subscriber_id is None:
+        if person is None:
             continue
-        if day is not None and slot is not None:
-            found.slots[(subscriber_id, day)] += 1
-        if day is not None and org_id is not None and campaign_id is not None:
-            found.prompts[subscriber_id].append(PastPrompt(at, day, org_id, campaign_id))
-    for subscriber_id, kind, at, campaign_id in session.connection().execute(
-        select(
-            PromptDecision.subscriber_id, PromptResponse.kind, PromptResponse.at, PromptDecision.campaign_id
-        )
-        .join(PromptDecision, PromptDecision.id == PromptResponse.decision_id)
-        .where(
-            PromptDecision.subscriber_id.in_(ids),
-            PromptDecision.campaign_id.is_not(None),
-            PromptResponse.kind.in_([ResponseKind.DISMISSED, ResponseKind.ACCEPTED]),
-        )
-    ):
-        if subscriber_id is None or campaign_id is None:
-            continue
-        if kind == ResponseKind.ACCEPTED:
-            found.accepted[subscriber_id].add(campaign_id)
-        else:
-            latest = found.dismissed[subscriber_id]
-            latest[campaign_id] = max(at, latest.get(campaign_id, at))
-    for person, excluded_site, excluded_org in session.connection().execute(
-        select(Exclusion.subscriber_id, Exclusion.site_id, Exclusion.organisation_id).where(
-            Exclusion.subscriber_id.in_(ids)
-        )
-    ):
-        if excluded_site is not None:
-            found.excluded_sites[person].add(excluded_site)
-        if excluded_org is not None:
-            found.excluded_organisations[person].add(excluded_org)
+        if part == _PROMPTS:
+            if day is not None and number is not None:
+                found.slots[(person, day)] += 1
+            if day is not None and org_id is not None and campaign_id is not None:
+                found.prompts[person].append(PastPrompt(at, day, org_id, campaign_id))
+        elif part == _ANSWERS and campaign_id is not None:
+            if answer == ResponseKind.ACCEPTED:
+                found.accepted[person].add(campaign_id)
+            else:
+                latest = found.dismissed[person]
+                latest[campaign_id] = max(at, latest.get(campaign_id, at))
+        elif part == _EXCLUSIONS:
+            if number is not None:
+                found.excluded_sites[person].add(number)
+            if org_id is not None:
+                found.excluded_organisations[person].add(org_id)
     return found
+
+
+_BUDGETS = (
+    select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
+    .where(
+        PromptDecision.campaign_id.in_(_IDS),
+        PromptDecision.local_day.in_(bindparam("days", expanding=True)),
+        PromptDecision.outcome == Outcome.PROMPTED,
+    )
+    .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
+)
 
 
 def budgets_used(
@@ -214,24 +263,24 @@ def budgets_used(
     day_list, ids = sorted(set(days)), sorted(set(campaign_ids))
     if not day_list or not ids:
         return {}
-    rows = (
-        session.connection()
-        .execute(
-            select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
-            .where(
-                PromptDecision.campaign_id.in_(ids),
-                PromptDecision.local_day.in_(day_list),
-                PromptDecision.outcome == Outcome.PROMPTED,
-            )
-            .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
-        )
-        .all()
-    )
+    rows = session.connection().execute(_BUDGETS, {"ids": ids, "days": day_list})
     return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None}
 
 
 def budget_used(session: Session, day: date, campaign_ids: Iterable[int]) -> dict[int, int]:
     return {cid: n for (_day, cid), n in budgets_used(session, [day], campaign_ids).items()}
+
+
+_POLICY = (
+    select(
+        PlatformSettings.max_prompts_per_day,
+        PlatformSettings.max_prompts_per_week,
+        PlatformSettings.max_prompts_per_month,
+        PlatformSettings.min_org_cooldown_days,
+    )
+    .order_by(PlatformSettings.id)
+    .limit(1)
+)
 
 
 def policy(session: Session) -> Policy:

@@ -7,11 +7,12 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from server.core.bulk import insert_rows
 from server.core.const import Outcome
 from server.policy.decide import Decision, Reason
 from server.policy.live import Decider, SiteRef
@@ -113,16 +114,16 @@ def _row(d: Decided, decision: Decision, slot: int | None, ttl_s: int) -> dict[s
 
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[int, DecisionRecord]:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    t = PromptDecision
-    stmt = (
-        insert(t)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["subscriber_id", "local_day", "day_slot"])
-        .returning(t.id, t.event_id, t.outcome, t.reason, t.campaign_id)
+    t = cast(Table, PromptDecision.__table__)
+    returned = insert_rows(
+        session.connection(),
+        t,
+        rows,
+        returning=[t.c.id, t.c.event_id, t.c.outcome, t.c.reason, t.c.campaign_id],
+        conflict=["subscriber_id", "local_day", "day_slot"],
     )
     return {
         event_id: DecisionRecord(decision_id, outcome, reason, campaign_id)
-        for decision_id, event_id, outcome, reason, campaign_id in session.connection().execute(stmt)
+        for decision_id, event_id, outcome, reason, campaign_id in returned
         if event_id is not None
     }

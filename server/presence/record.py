@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
+from server.core.bulk import insert_rows
 from server.core.const import EventKind
 from server.policy.decide import NOT_YET
 from server.policy.live import Decider, SiteRef
@@ -179,31 +179,23 @@ def _insert_events(session: Session, items: list[Pending]) -> list[int | None]:
     """Store the events whose idempotency key is new; their new ids, None for duplicates (batch order).
 
     A gateway's key is unique per gateway, a phone's (`source="phone"`, no gateway) per subscriber."""
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
     ids: dict[tuple[str, Any, str], int] = {}
+    table = cast(Table, ProximityEvent.__table__)
     for source in ("gateway", "phone"):
         rows = [_event_row(item) for item in items if item.sighting.source == source]
         if not rows:
             continue
-        stmt = insert_(ProximityEvent).values(rows)
-        if source == "phone":
+        returned = insert_rows(
+            session.connection(),
+            table,
+            rows,
+            returning=[table.c.id, table.c.gateway_id, table.c.subscriber_id, table.c.idempotency_key],
             # The predicate must be a literal: PostgreSQL infers a partial index only from a provable WHERE.
-            stmt = stmt.on_conflict_do_nothing(
-                index_elements=["subscriber_id", "idempotency_key"], index_where=text(PHONE_ROWS)
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["gateway_id", "idempotency_key"])
-        returned = session.connection().execute(
-            stmt.returning(
-                ProximityEvent.id,
-                ProximityEvent.gateway_id,
-                ProximityEvent.subscriber_id,
-                ProximityEvent.idempotency_key,
-            )
+            conflict=[("subscriber_id" if source == "phone" else "gateway_id"), "idempotency_key"],
+            conflict_where=text(PHONE_ROWS) if source == "phone" else None,
         )
-        for event_id, gateway_id, subscriber_id, key in returned:
-            ids[(source, gateway_id if source == "gateway" else subscriber_id, key)] = event_id
+        for row in returned:
+            ids[(source, row[1] if source == "gateway" else row[2], row[3])] = row[0]
     found: list[int | None] = []
     for item in items:
         s = item.sighting
@@ -231,6 +223,23 @@ def _event_row(item: Pending) -> dict[str, Any]:
     }
 
 
+_RECENT_VISITS = select(
+    Visit.id,
+    Visit.subscriber_id,
+    Visit.site_id,
+    Visit.started_at,
+    Visit.last_seen_at,
+    Visit.ended_at,
+    Visit.dwell_s,
+    Visit.min_distance_m,
+    Visit.decided_at,
+).where(
+    Visit.subscriber_id.in_(bindparam("people", expanding=True)),
+    Visit.site_id.in_(bindparam("sites", expanding=True)),
+    Visit.last_seen_at >= bindparam("since"),
+)
+
+
 class _VisitBook:
     """The batch's people's recent visits, merged in memory and written back in two statements."""
 
@@ -246,17 +255,7 @@ class _VisitBook:
         people = {item.subscriber_id for item in items}
         sites = {item.site.id for item in items}
         rows = session.connection().execute(
-            select(
-                Visit.id,
-                Visit.subscriber_id,
-                Visit.site_id,
-                Visit.started_at,
-                Visit.last_seen_at,
-                Visit.ended_at,
-                Visit.dwell_s,
-                Visit.min_distance_m,
-                Visit.decided_at,
-            ).where(Visit.subscriber_id.in_(people), Visit.site_id.in_(sites), Visit.last_seen_at >= since)
+            _RECENT_VISITS, {"people": sorted(people), "sites": sorted(sites), "since": since}
         )
         return cls([_Visit(*row) for row in rows], gap)
 
@@ -298,13 +297,14 @@ class _VisitBook:
                 }
                 for v in new
             ]
-            returned = (
-                session.connection()
-                .execute(insert(Visit).returning(Visit.id, sort_by_parameter_order=True), rows)
-                .scalars()
-            )
-            for visit, visit_id in zip(new, returned, strict=True):
-                visit.id = visit_id
+            table = cast(Table, Visit.__table__)
+            returning = [table.c.id, table.c.subscriber_id, table.c.site_id, table.c.started_at]
+            # Two new visits of one person at one site in a batch never start at the same moment (they would
+            # be one visit), so these three columns say which row got which id.
+            inserted = insert_rows(session.connection(), table, rows, returning=returning)
+            ids = {(row[1], row[2], row[3]): row[0] for row in inserted}
+            for visit in new:
+                visit.id = ids[(visit.subscriber_id, visit.site_id, visit.started_at)]
         if old:
             table = cast(Table, Visit.__table__)
             session.connection().execute(

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, insert, select, update
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.orm import Session
 
+from server.core.bulk import insert_rows
 from server.core.config import get_settings
 from server.core.const import ChannelKind, DeliveryStatus
 from server.core.security import hash_token
@@ -55,6 +56,15 @@ def create_deliveries(session: Session, decision: PromptDecision, *, inbox: bool
     return deliveries
 
 
+_CHANNELS = (
+    select(PushChannel.id, PushChannel.subscriber_id, PushChannel.kind)
+    .where(
+        PushChannel.subscriber_id.in_(bindparam("people", expanding=True)), PushChannel.retired_at.is_(None)
+    )
+    .order_by(PushChannel.id)
+)
+
+
 def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime]]) -> None:
     """`create_deliveries` for a batch's prompts (decision id, person, decided at), in three statements."""
     if not prompts:
@@ -71,9 +81,7 @@ def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime
     people = {subscriber_id for _, subscriber_id, _ in prompts}
     channels: dict[uuid.UUID, list[tuple[int, str]]] = {}
     for channel_id, subscriber_id, kind in session.connection().execute(
-        select(PushChannel.id, PushChannel.subscriber_id, PushChannel.kind)
-        .where(PushChannel.subscriber_id.in_(people), PushChannel.retired_at.is_(None))
-        .order_by(PushChannel.id)
+        _CHANNELS, {"people": sorted(people)}
     ):
         channels.setdefault(subscriber_id, []).append((channel_id, kind))
     rows: list[dict[str, Any]] = []
@@ -83,7 +91,7 @@ def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime
             _delivery(decision_id, kind, channel_id, DeliveryStatus.PENDING, decided_at)
             for channel_id, kind in channels.get(subscriber_id, ())
         ]
-    session.connection().execute(insert(cast(Table, Delivery.__table__)), rows)
+    insert_rows(session.connection(), cast(Table, Delivery.__table__), rows)
     if any(row["channel_id"] is not None for row in rows):
         _wake_after_commit(session)
 
