@@ -4,17 +4,21 @@ SQLAlchemy renders a multi-row INSERT as one VALUES list with a placeholder per 
 the rows; psycopg parses every such text afresh (it caches only short statements), which costs about 55 µs a
 row for a dozen columns, more than the insert itself. On PostgreSQL the rows go instead as one array per
 column into `INSERT ... SELECT ... FROM unnest(...)`, a constant text that psycopg parses once and PostgreSQL
-prepares; SQLite, whose driver parses in C, keeps SQLAlchemy's executemany.
+prepares; the statement is built once per shape. SQLite, whose driver parses in C, keeps executemany.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, bindparam, column, func, insert, select
+from sqlalchemy import Column, Connection, Executable, Table, bindparam, column, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement, TextClause
+
+_built: dict[tuple[Any, ...], Executable] = {}
+_lock = threading.Lock()
 
 
 def insert_rows(
@@ -31,33 +35,56 @@ def insert_rows(
     particular order."""
     if not rows:
         return []
-    names = list(rows[0])
-    if connection.dialect.name == "postgresql":
-        arrays = [
-            bindparam(f"bulk_{name}", _column(table, name, rows), type_=postgresql.ARRAY(table.c[name].type))
-            for name in names
-        ]
+    names = tuple(rows[0])
+    postgres = connection.dialect.name == "postgresql"
+    key = (
+        postgres,
+        table.name,
+        names,
+        tuple(conflict or ()),
+        str(conflict_where),
+        tuple(c.key for c in returning),
+    )
+    with _lock:
+        statement = _built.get(key)
+    if statement is None:
+        statement = _build(table, names, returning, conflict, conflict_where, postgres=postgres)
+        with _lock:
+            _built[key] = statement
+    if postgres:
+        result = connection.execute(statement, {f"bulk_{name}": _column(table, name, rows) for name in names})
+    else:
+        result = connection.execute(statement, list(rows))
+    return [tuple(row) for row in result] if returning else []
+
+
+def _build(
+    table: Table,
+    names: tuple[str, ...],
+    returning: Sequence[Column[Any]],
+    conflict: Sequence[str] | None,
+    conflict_where: ColumnElement[bool] | TextClause | None,
+    *,
+    postgres: bool,
+) -> Executable:
+    if postgres:
+        arrays = [bindparam(f"bulk_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in names]
         unnested = (
             func.unnest(*arrays)
             .table_valued(*(column(name, table.c[name].type) for name in names))
             .render_derived(name="bulk")
         )
-        pg = postgresql.insert(table).from_select(names, select(*unnested.c))
+        pg = postgresql.insert(table).from_select(list(names), select(*unnested.c))
         if conflict is not None:
             pg = pg.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
-        if returning:
-            return [tuple(row) for row in connection.execute(pg.returning(*returning))]
-        connection.execute(pg)
-        return []
-    lite = (
-        sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
-        if conflict is not None
-        else insert(table)
-    )
-    if returning:
-        return [tuple(row) for row in connection.execute(lite.returning(*returning), list(rows))]
-    connection.execute(lite, list(rows))
-    return []
+        return pg.returning(*returning) if returning else pg
+    if conflict is not None:
+        lite = sqlite.insert(table).on_conflict_do_nothing(
+            index_elements=list(conflict), index_where=conflict_where
+        )
+        return lite.returning(*returning) if returning else lite
+    plain = insert(table)
+    return plain.returning(*returning) if returning else plain
 
 
 def _column(table: Table, name: str, rows: Sequence[dict[str, Any]]) -> list[Any]:
