@@ -34,6 +34,7 @@ class SiteRef:
     id: int
     timezone: str | None
     language: str
+    name: str = ""  # for the decision's log line
 
 
 def local_day(site: SiteRef, now: datetime) -> date | None:

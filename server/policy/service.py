@@ -30,7 +30,7 @@ def decide_now(
 ) -> Decision:
     """The decision the policy takes for this person at this site now, from what the database holds."""
     person = PersonRow(subscriber.id, subscriber.scopes, subscriber.language, subscriber.preferences)
-    where = SiteRef(site.id, site.timezone, site.language)
+    where = SiteRef(site.id, site.timezone, site.language, site.name)
     return Decider.load(session, [person], [(where, now)]).decide(subscriber.id, where, now, dwell_s)
 
 
@@ -54,6 +54,7 @@ class Decided:
 
     subscriber_id: uuid.UUID
     site_id: int
+    site_name: str
     visit_id: int
     event_id: int
     decided_at: datetime
@@ -82,11 +83,14 @@ def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> di
         if (r := recorded[d.event_id]).outcome == Outcome.PROMPTED
     ]
     queue_prompts(session, prompts)
+    if not log.isEnabledFor(logging.INFO):
+        return recorded
     for d in decided:
         log.info(
             "decision %s",
             recorded[d.event_id].reason,
             extra={
+                "site": d.site_name,
                 "site_id": d.site_id,
                 "campaign_id": d.decision.campaign_id,
                 "subscriber": str(d.subscriber_id)[:8],

@@ -161,7 +161,16 @@ def record_sightings(
     )
     event_of = dict(fresh)
     to_record = [
-        Decided(item.subscriber_id, item.site.id, _id(visit), event_of[n], item.received_at, decision, slot)
+        Decided(
+            item.subscriber_id,
+            item.site.id,
+            item.site.name,
+            _id(visit),
+            event_of[n],
+            item.received_at,
+            decision,
+            slot,
+        )
         for n, visit, item, decision, slot in decided
     ]
     recorded = record_decisions(session, to_record, config.prompt_ttl_s)

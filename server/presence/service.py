@@ -56,7 +56,7 @@ def _parse(index: int, raw: dict[str, Any], now: datetime) -> EventIn | Rejected
 
 
 def site_ref(site: Site) -> SiteRef:
-    return SiteRef(site.id, site.timezone, site.language)
+    return SiteRef(site.id, site.timezone, site.language, site.name)
 
 
 def ingest(
