@@ -83,7 +83,10 @@ def claim(session: Session, now: datetime, lease_s: float, limit: int) -> list[D
         session.execute(
             update(_deliveries)
             .where(
-                _deliveries.c.id.in_(due.scalar_subquery()), _deliveries.c.status == DeliveryStatus.PENDING
+                _deliveries.c.id.in_(due.scalar_subquery()),
+                # Again outside the subquery: what PostgreSQL rechecks on a row another claim just changed.
+                _deliveries.c.status == DeliveryStatus.PENDING,
+                _deliveries.c.next_attempt_at <= now,
             )
             .values(attempts=_deliveries.c.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_s))
             .returning(_deliveries.c.id, _deliveries.c.attempts)
