@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from server.audit.models import AuditEntry
 from server.core.security import pseudonym
 from server.policy.explain import explain, find_subscriber
 from server.prompts.models import PromptDecision
@@ -61,3 +62,11 @@ def test_a_viewer_reads_explain_over_http_and_other_charities_sites_are_404(clie
     )
     assert unknown.status_code == 404
     assert session.scalar(select(func.count()).select_from(PromptDecision)) == 2, "only the world's own"
+    session.expire_all()
+    [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "policy.explain")).all()
+    assert (entry.entity, entry.entity_id, entry.organisation_id) == (
+        "site",
+        str(site_a),
+        world.ids["a"]["org_id"],
+    )
+    assert entry.after == {"person": None, "dwell_s": 15.0, "reason": "no_active_campaign"}

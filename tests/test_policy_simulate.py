@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from server.audit.models import AuditEntry
 from server.policy import repository
 from server.policy.simulate import Proposal, compare, replay
 from server.prompts.models import PromptDecision
@@ -122,6 +123,15 @@ def test_the_simulate_endpoint_reports_the_charitys_own_sites(client, session, c
     assert session.scalar(select(func.count()).select_from(PromptDecision)) == decided, (
         "a replay records nothing"
     )
+    [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "policy.simulate")).all()
+    assert (entry.entity_id, entry.organisation_id, entry.actor_user_id) == (
+        str(hospice.organisation_id),
+        hospice.organisation_id,
+        owner.id,
+    )
+    assert entry.after is not None
+    assert entry.after["days"] == 40
+    assert entry.after["campaigns"][str(hospice.campaign_id)]["daily_budget"] == 0
 
 
 def test_nahbar_simulate_prints_both_sides_with_a_progress_bar(

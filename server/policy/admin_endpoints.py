@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.audit import service as audit
 from server.core import const
 from server.core.errors import NotFound
 from server.core.security import pseudonym
@@ -69,6 +70,18 @@ def explain_decision(
                 "Nobody by that id was seen at this organisation's sites; use a pseudonym from /decisions."
             )
         decision, alias = explain(session, person, site, now, dwell_s), pseudonym(secret, person.id.bytes)
+    # Looking up what the policy would do with a person is a read of personal data: it leaves a trace.
+    audit.record(
+        session,
+        principal,
+        "policy.explain",
+        "site",
+        site.id,
+        site.organisation_id,
+        None,
+        {"person": alias, "dwell_s": dwell_s, "reason": decision.reason},
+        now,
+    )
     return ExplainPublic(
         person=alias,
         site_id=site.id,

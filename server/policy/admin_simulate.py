@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter
 
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.audit import service as audit
 from server.core.const import Role
 from server.core.errors import NotFound
 from server.policy import repository
@@ -39,4 +40,16 @@ def simulate_policy(
         {cid: c.model_dump() for cid, c in body.campaigns.items()},
         {org_id: body.organisation.model_dump()},
     )
-    return SimulationPublic.model_validate(compare(recording, proposal, sites=own_sites))
+    result = SimulationPublic.model_validate(compare(recording, proposal, sites=own_sites))
+    audit.record(
+        session,
+        principal,
+        "policy.simulate",
+        "organisation",
+        org_id,
+        org_id,
+        None,
+        body.model_dump(mode="json"),
+        end,
+    )
+    return result
