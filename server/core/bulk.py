@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Executable, Table, bindparam, column, func, insert, select
+from sqlalchemy import Column, Connection, Executable, Table, bindparam, column, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement, TextClause
 
@@ -97,3 +97,40 @@ def _column(table: Table, name: str, rows: Sequence[dict[str, Any]]) -> list[Any
     if python_type is float:
         return [None if value is None else float(value) for value in values]
     return values
+
+
+def update_rows(connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Set each row's columns where `key` matches (every dict with the same keys, `key` among them): on
+    PostgreSQL one `UPDATE ... FROM unnest(...)`, on SQLite an executemany."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    postgres = connection.dialect.name == "postgresql"
+    cache_key = ("update", postgres, table.name, key, names)
+    with _lock:
+        statement = _built.get(cache_key)
+    if statement is None:
+        if postgres:
+            arrays = [bindparam(f"bulk_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in names]
+            unnested = (
+                func.unnest(*arrays)
+                .table_valued(*(column(name, table.c[name].type) for name in names))
+                .render_derived(name="bulk")
+            )
+            statement = (
+                update(table)
+                .values({name: unnested.c[name] for name in names if name != key})
+                .where(table.c[key] == unnested.c[key])
+            )
+        else:
+            statement = (
+                update(table)
+                .values({name: bindparam(f"bulk_{name}") for name in names if name != key})
+                .where(table.c[key] == bindparam(f"bulk_{key}"))
+            )
+        with _lock:
+            _built[cache_key] = statement
+    if postgres:
+        connection.execute(statement, {f"bulk_{name}": _column(table, name, rows) for name in names})
+    else:
+        connection.execute(statement, [{f"bulk_{name}": row[name] for name in names} for row in rows])

@@ -18,7 +18,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from server.core.bulk import insert_rows
+from server.core.bulk import insert_rows, update_rows
 from server.core.const import EventKind
 from server.policy.decide import NOT_YET
 from server.policy.live import Decider, SiteRef
@@ -154,10 +154,11 @@ def record_sightings(
         decided.append((n, visit, item, decision, slot))
         results[n] = Recorded()
     visits.write(session)
-    table = cast(Table, ProximityEvent.__table__)
-    session.connection().execute(
-        update(table).where(table.c.id == bindparam("b_id")).values(visit_id=bindparam("b_visit")),
-        [{"b_id": event_id, "b_visit": visit.id} for event_id, visit in event_visits],
+    update_rows(
+        session.connection(),
+        cast(Table, ProximityEvent.__table__),
+        "id",
+        [{"id": event_id, "visit_id": visit.id} for event_id, visit in event_visits],
     )
     event_of = dict(fresh)
     to_record = [
@@ -315,10 +316,9 @@ class _VisitBook:
             for visit in new:
                 visit.id = ids[(visit.subscriber_id, visit.site_id, visit.started_at)]
         if old:
-            table = cast(Table, Visit.__table__)
-            session.connection().execute(
-                update(table)
-                .where(table.c.id == bindparam("b_id"))
-                .values({f: bindparam(f"b_{f}") for f in _VISIT_FIELDS}),
-                [{"b_id": v.id, **{f"b_{f}": getattr(v, f) for f in _VISIT_FIELDS}} for v in old],
+            update_rows(
+                session.connection(),
+                cast(Table, Visit.__table__),
+                "id",
+                [{"id": v.id, **{f: getattr(v, f) for f in _VISIT_FIELDS}} for v in old],
             )

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, select, update
+from sqlalchemy import Table, bindparam, event, select
 from sqlalchemy.orm import Session
 
-from server.core.bulk import insert_rows
+from server.core.bulk import insert_rows, update_rows
 from server.core.config import get_settings
 from server.core.const import ChannelKind, DeliveryStatus
 from server.core.security import hash_token
@@ -70,11 +70,12 @@ def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime
     if not prompts:
         return
     secret = secret_key(session)
-    table = cast(Table, PromptDecision.__table__)
-    session.connection().execute(
-        update(table).where(table.c.id == bindparam("b_id")).values(landing_token_hash=bindparam("b_hash")),
+    update_rows(
+        session.connection(),
+        cast(Table, PromptDecision.__table__),
+        "id",
         [
-            {"b_id": decision_id, "b_hash": hash_token(landing_token(secret, decision_id))}
+            {"id": decision_id, "landing_token_hash": hash_token(landing_token(secret, decision_id))}
             for decision_id, *_ in prompts
         ],
     )
