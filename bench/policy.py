@@ -33,7 +33,7 @@ SEED: Final = 6
 CHARITIES: Final = 50
 SUBSCRIBERS: Final = 20_000
 THROUGHPUT_SIGHTINGS: Final = 4_000
-THREADS: Final = 8  # a uvicorn worker's threadpool runs sync endpoints this many at a time and more
+THREADS: Final = 32  # request threads of one worker under load (AnyIO allows 40)
 LATENCY_SECONDS: Final = 8.0
 REPLAY_EVENTS: Final = 1_000_000
 REPLAY_PEOPLE: Final = 100_000
@@ -143,6 +143,7 @@ class World:
     url: str
     subscribers: list[uuid.UUID]
     sites: list[int]
+    zone: str
 
 
 def noon_zone(now: datetime) -> str:
@@ -220,88 +221,87 @@ def make_world(name: str) -> World:
             )
         session.commit()
     engine.dispose()
-    return World(url, ids, sites)
+    return World(url, ids, sites, zone)
 
 
-def _sighting_once(sessions: Any, world: World, n: int, rng: random.Random) -> tuple[float, bool]:
-    """One sighting through the live path in its own transaction; (seconds, whether a decision was taken)."""
+def _request_once(
+    batcher: Any, world: World, n: int, rng: random.Random, per_request: int
+) -> tuple[float, int]:
+    """One gateway request's sightings through the live path (`SightingBatcher.record`: combined with the
+    requests queued at the same time, stored, decided, recorded, committed); (seconds, decisions taken)."""
     from server.core.const import EventKind
-    from server.presence.service import IngestConfig, Sighting, record_sighting
-    from server.sites.models import Site
-    from server.subscribers.models import Subscriber
+    from server.policy.live import SiteRef
+    from server.presence.record import IngestConfig, Pending, Sighting
 
     config = IngestConfig(visit_gap=timedelta(seconds=120), prompt_ttl_s=600)
-    subscriber_id, site_id = rng.choice(world.subscribers), rng.choice(world.sites)
+    site = SiteRef(rng.choice(world.sites), world.zone, "de")
+    now = datetime.now(UTC)
+    items = [
+        Pending(
+            rng.choice(world.subscribers),
+            site,
+            Sighting(f"bench-{n:09d}-{k}", "phone", None, EventKind.DWELL, now, -60.0, 1.5, 20.0),
+            now,
+        )
+        for k in range(per_request)
+    ]
     began = time.perf_counter()
-    with sessions() as session:
-        now = datetime.now(UTC)
-        subscriber = session.get_one(Subscriber, subscriber_id)
-        site = session.get_one(Site, site_id)
-        sighting = Sighting(f"bench-{n:09d}", "phone", None, EventKind.DWELL, now, -60.0, 1.5, 20.0)
-        recorded = record_sighting(session, subscriber, site, sighting, config, now)
-        session.commit()
-    return time.perf_counter() - began, recorded.decision is not None
+    results = batcher.record(None, items, config)
+    return time.perf_counter() - began, sum(r.decision is not None for r in results)
 
 
-def _decision_once(sessions: Any, world: World, n: int, rng: random.Random) -> float:
-    """The decision alone: the event and visit are stored first, untimed; then lock, history, decide, record
-    and commit are timed, as `decide_for_visit` runs them in the live path."""
-    from server.policy.service import decide_for_visit
-    from server.presence.models import ProximityEvent, Visit
-    from server.sites.models import Site
-    from server.subscribers.models import Subscriber
-
-    subscriber_id, site_id = rng.choice(world.subscribers), rng.choice(world.sites)
-    with sessions() as session:
-        now = datetime.now(UTC)
-        subscriber = session.get_one(Subscriber, subscriber_id)
-        site = session.get_one(Site, site_id)
-        visit = Visit(
-            subscriber_id=subscriber_id, site_id=site_id, started_at=now, last_seen_at=now, dwell_s=20.0
-        )
-        session.add(visit)
-        session.flush()
-        event = ProximityEvent(
-            idempotency_key=f"bench-d-{n:09d}",
-            site_id=site_id,
-            subscriber_id=subscriber_id,
-            visit_id=visit.id,
-            kind="dwell",
-            observed_at=now,
-            received_at=now,
-            dwell_s=20.0,
-            source="phone",
-        )
-        session.add(event)
-        session.flush()
-        began = time.perf_counter()
-        decide_for_visit(session, subscriber, site, visit, event, 600)
-        session.commit()
-        return time.perf_counter() - began
+def _quick() -> None:
+    """`python -m bench.policy quick`: the throughput figures alone, for working on the live path."""
+    admin = create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    name = f"nahbar_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        world = make_world(name)
+        print(json.dumps({"1": throughput(world, 1), "10": throughput(world, 10), "alone": one_at_a_time(world, 300)}))
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
-def decisions_alone(world: World, count: int = 2_000) -> dict[str, Any]:
+def analyze(engine: Any) -> None:
+    """Fresh statistics, as autovacuum keeps them on a live database: the tables grew from nothing within
+    seconds, and with the planner's empty-table estimates a person's history is a sequential scan."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE"))
+
+
+def _batcher(world: World) -> tuple[Any, Any]:
     from server.core.db import make_engine, make_sessionmaker
+    from server.presence.batcher import SightingBatcher
 
     engine = make_engine(world.url)
-    sessions = make_sessionmaker(engine)
+    return engine, SightingBatcher(make_sessionmaker(engine))
+
+
+def one_at_a_time(world: World, count: int = 1_000) -> dict[str, Any]:
+    """Requests of one sighting, one after the other: the path's own latency, nothing to combine."""
+    engine, batcher = _batcher(world)
     rng = random.Random(SEED + 1)
-    times = sorted(_decision_once(sessions, world, n, rng) for n in range(count))
+    times = sorted(_request_once(batcher, world, 30_000_000 + n, rng, 1)[0] for n in range(count))
     engine.dispose()
     return {
-        "decisions": count,
-        "per_s_one_thread": count / sum(times),
+        "requests": count,
+        "per_s": count / sum(times),
         "p50_ms": statistics.median(times) * 1000,
         "p99_ms": times[int(count * 0.99) - 1] * 1000,
     }
 
 
-def throughput(world: World) -> dict[str, Any]:
-    from server.core.db import make_engine, make_sessionmaker
-
-    engine = make_engine(world.url)
-    sessions = make_sessionmaker(engine)
-    counter = iter(range(THROUGHPUT_SIGHTINGS))
+def throughput(world: World, per_request: int) -> dict[str, Any]:
+    """Closed loop: THREADS request threads (a worker's thread pool under load) send requests of
+    `per_request` sightings as fast as they are answered."""
+    engine, batcher = _batcher(world)
+    requests = THROUGHPUT_SIGHTINGS // per_request
+    counter = iter(range(requests))
     lock = threading.Lock()
     decided = [0]
 
@@ -312,44 +312,44 @@ def throughput(world: World) -> dict[str, Any]:
                 n = next(counter, None)
             if n is None:
                 return
-            _, made = _sighting_once(sessions, world, n, rng)
-            if made:
-                with lock:
-                    decided[0] += 1
+            _, made = _request_once(batcher, world, per_request * 1_000_000 + n, rng, per_request)
+            with lock:
+                decided[0] += made
 
-    for n in range(200):  # warm the pool and the caches
-        _sighting_once(sessions, world, 10_000_000 + n, random.Random(n))
+    for n in range(100):  # warm the pool and the caches
+        _request_once(batcher, world, 10_000_000 + per_request * 1_000 + n, random.Random(n), per_request)
+    analyze(engine)
     began = time.perf_counter()
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(work, range(THREADS)))
     seconds = time.perf_counter() - began
     engine.dispose()
     return {
-        "sightings": THROUGHPUT_SIGHTINGS,
+        "per_request": per_request,
+        "requests": requests,
+        "sightings": requests * per_request,
         "decisions": decided[0],
         "seconds": seconds,
         "decisions_per_s": decided[0] / seconds,
-        "sightings_per_s": THROUGHPUT_SIGHTINGS / seconds,
+        "sightings_per_s": requests * per_request / seconds,
     }
 
 
 def latency(world: World, rate: float) -> dict[str, Any]:
-    """Open loop: sightings started every 1/rate s whatever the server's state; latency counts queueing."""
-    from server.core.db import make_engine, make_sessionmaker
-
-    engine = make_engine(world.url)
-    sessions = make_sessionmaker(engine)
+    """Open loop: requests of one sighting started every 1/rate s whatever the server's state; the latency
+    counts queueing (from the scheduled start to the commit)."""
+    engine, batcher = _batcher(world)
     total = int(rate * LATENCY_SECONDS)
     latencies: list[float] = []
     lock = threading.Lock()
 
     def one(n: int, due: float) -> None:
-        _seconds, _made = _sighting_once(sessions, world, 20_000_000 + n, random.Random(n))
+        _request_once(batcher, world, 20_000_000 + int(rate) * 100_000 + n, random.Random(n), 1)
         with lock:
             latencies.append(time.perf_counter() - due)
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(32) as pool:
+    with ThreadPoolExecutor(40) as pool:  # AnyIO's default thread limit: a worker's request threads
         for n in range(total):
             due = began + n / rate
             pause = due - time.perf_counter()
@@ -376,9 +376,12 @@ def live_figures() -> dict[str, Any]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         world = make_world(name)
-        result: dict[str, Any] = {"throughput": throughput(world), "alone": decisions_alone(world)}
-        result["latency_500"] = latency(world, 500.0)
-        result["latency_half"] = latency(world, result["throughput"]["sightings_per_s"] / 2)
+        result: dict[str, Any] = {
+            "throughput": throughput(world, 1),
+            "throughput_10": throughput(world, 10),
+            "alone": one_at_a_time(world),
+            "latency_500": latency(world, 500.0),
+        }
         result["subscribers"], result["sites"] = len(world.subscribers), len(world.sites)
         return result
     finally:
@@ -513,5 +516,8 @@ part of this figure.
 
 if __name__ == "__main__":
     part = sys.argv[1] if len(sys.argv) > 1 else "replay"
+    if part == "quick":
+        _quick()
+        sys.exit(0)
     figures = replay_figures() if part == "replay" else live_figures()
     print(json.dumps(figures, default=str))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from server.core.bulk import insert_rows
@@ -17,7 +17,7 @@ from server.core.const import Outcome
 from server.policy.decide import Decision, Reason
 from server.policy.live import Decider, SiteRef
 from server.policy.repository import PersonRow
-from server.prompts.deliveries import queue_prompts
+from server.prompts.deliveries import landing_token_hash, queue_prompts, secret_key
 from server.prompts.models import PromptDecision
 from server.sites.models import Site
 from server.subscribers.models import Subscriber
@@ -69,20 +69,33 @@ def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> di
     taken after all (which the person's lock should make impossible) is recorded as suppressed instead."""
     if not decided:
         return {}
-    recorded = _insert(session, [_row(d, d.decision, d.slot, ttl_s) for d in decided])
-    collided = [d for d in decided if d.event_id not in recorded]
+    # On PostgreSQL the ids are drawn first, so each prompt's landing token hash goes in with its row
+    # instead of an UPDATE of every prompt after the insert.
+    ids = _new_ids(session, len(decided))
+    rows = [_row(d, d.decision, d.slot, ttl_s) for d in decided]
+    if ids is not None:
+        secret = secret_key(session)
+        for row, decision_id in zip(rows, ids, strict=True):
+            prompted = row["outcome"] == Outcome.PROMPTED
+            row["id"] = decision_id
+            row["landing_token_hash"] = landing_token_hash(secret, decision_id) if prompted else None
+    recorded = _insert(session, rows)
+    collided = [(d, row) for d, row in zip(decided, rows, strict=True) if d.event_id not in recorded]
     if collided:
         log.warning("day slot taken despite the person's lock", extra={"count": len(collided)})
-        fallback = [
-            _row(d, Decision(Reason.GLOBAL_DAILY_CAP, d.decision.local_day), None, ttl_s) for d in collided
-        ]
+        fallback = []
+        for d, row in collided:
+            instead = _row(d, Decision(Reason.GLOBAL_DAILY_CAP, d.decision.local_day), None, ttl_s)
+            if ids is not None:
+                instead |= {"id": row["id"], "landing_token_hash": None}
+            fallback.append(instead)
         recorded |= _insert(session, fallback)
     prompts = [
         (r.id, d.subscriber_id, d.decided_at)
         for d in decided
         if (r := recorded[d.event_id]).outcome == Outcome.PROMPTED
     ]
-    queue_prompts(session, prompts)
+    queue_prompts(session, prompts, hashed=ids is not None)
     if not log.isEnabledFor(logging.INFO):
         return recorded
     for d in decided:
@@ -97,6 +110,19 @@ def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> di
             },
         )
     return recorded
+
+
+_NEW_IDS = select(func.nextval(func.pg_get_serial_sequence("prompt_decisions", "id"))).select_from(
+    func.generate_series(1, bindparam("n"))
+)
+
+
+def _new_ids(session: Session, count: int) -> list[int] | None:
+    """`count` fresh decision ids from the table's sequence (PostgreSQL); None on SQLite, which has none."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    return list(connection.execute(_NEW_IDS, {"n": count}).scalars())
 
 
 def _row(d: Decided, decision: Decision, slot: int | None, ttl_s: int) -> dict[str, Any]:

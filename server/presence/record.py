@@ -103,13 +103,18 @@ def record_sightings(
     people = lock_people(session, (item.subscriber_id for item in items))
     results: list[Recorded] = [Recorded(unknown=True)] * len(items)
     known = [n for n, item in enumerate(items) if item.subscriber_id in people]
-    event_ids = _insert_events(session, [items[n] for n in known])
-    fresh: list[tuple[int, int]] = []  # (position in the batch, event id)
-    for n, event_id in zip(known, event_ids, strict=True):
-        if event_id is None:
+    # The people are locked, so no other transaction can store one of their keys meanwhile: the keys stored
+    # before are the duplicates (and so is a key's second appearance in the batch). Knowing that first, the
+    # events are inserted once with their visit instead of inserted and then updated.
+    seen = _stored_keys(session, [items[n] for n in known])
+    fresh: list[int] = []  # positions in the batch
+    for n in known:
+        key = _key(items[n])
+        if key in seen:
             results[n] = Recorded(duplicate=True)
         else:
-            fresh.append((n, event_id))
+            seen.add(key)
+            fresh.append(n)
     if not fresh:
         return results
     ttl = timedelta(seconds=config.prompt_ttl_s)
@@ -119,7 +124,7 @@ def record_sightings(
             item.sighting.kind is not EventKind.EXIT and item.received_at - item.sighting.observed_at <= ttl
         )
 
-    candidates = [items[n] for n, _ in fresh if may_decide(items[n])]
+    candidates = [items[n] for n in fresh if may_decide(items[n])]
     decider = (
         Decider.load(
             session,
@@ -129,13 +134,13 @@ def record_sightings(
         if candidates
         else None
     )
-    visits = _VisitBook.load(session, [items[n] for n, _ in fresh], config.visit_gap)
+    visits = _VisitBook.load(session, [items[n] for n in fresh], config.visit_gap)
     event_visits: list[tuple[int, _Visit]] = []
     decided: list[tuple[int, _Visit, Pending, Any, int | None]] = []
-    for n, event_id in fresh:
+    for n in fresh:
         item = items[n]
         visit = visits.merge(item)
-        event_visits.append((event_id, visit))
+        event_visits.append((n, visit))
         if item.sighting.kind is EventKind.EXIT or visit.decided_at is not None:
             results[n] = Recorded()
             continue
@@ -154,13 +159,11 @@ def record_sightings(
         decided.append((n, visit, item, decision, slot))
         results[n] = Recorded()
     visits.write(session)
-    update_rows(
-        session.connection(),
-        cast(Table, ProximityEvent.__table__),
-        "id",
-        [{"id": event_id, "visit_id": visit.id} for event_id, visit in event_visits],
-    )
-    event_of = dict(fresh)
+    event_of = _insert_events(session, [(items[n], n, _id(visit)) for n, visit in event_visits])
+    for n in fresh:
+        if n not in event_of:  # stored by someone else after all: the unique index is the last guard
+            results[n] = Recorded(duplicate=True)
+    decided = [d for d in decided if d[0] in event_of]
     to_record = [
         Decided(
             item.subscriber_id,
@@ -185,40 +188,70 @@ def _id(visit: _Visit) -> int:
     return visit.id
 
 
-def _insert_events(session: Session, items: list[Pending]) -> list[int | None]:
-    """Store the events whose idempotency key is new; their new ids, None for duplicates (batch order).
+def _key(item: Pending) -> tuple[str, Any, str]:
+    """An event's idempotency key: per gateway, or per subscriber for a phone's own sightings."""
+    s = item.sighting
+    return (s.source, s.gateway_id if s.source == "gateway" else item.subscriber_id, s.key)
 
-    A gateway's key is unique per gateway, a phone's (`source="phone"`, no gateway) per subscriber."""
+
+_events = cast(Table, ProximityEvent.__table__)
+_GATEWAY_KEYS = select(_events.c.gateway_id, _events.c.idempotency_key).where(
+    _events.c.gateway_id.in_(bindparam("owners", expanding=True)),
+    _events.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+_PHONE_KEYS = select(_events.c.subscriber_id, _events.c.idempotency_key).where(
+    text(PHONE_ROWS),
+    _events.c.subscriber_id.in_(bindparam("owners", expanding=True)),
+    _events.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+
+
+_EVENT_IDS = [_events.c.id, _events.c.gateway_id, _events.c.subscriber_id, _events.c.idempotency_key]
+
+
+def _stored_keys(session: Session, items: list[Pending]) -> set[tuple[str, Any, str]]:
+    """Which of these events' keys are stored already (by the unique indexes over them)."""
+    found: set[tuple[str, Any, str]] = set()
+    for source, query in (("gateway", _GATEWAY_KEYS), ("phone", _PHONE_KEYS)):
+        keys = [_key(item) for item in items if item.sighting.source == source]
+        if not keys:
+            continue
+        params = {"owners": sorted({k[1] for k in keys}), "keys": sorted({k[2] for k in keys})}
+        found |= {(source, owner, key) for owner, key in session.connection().execute(query, params)}
+    return found
+
+
+def _insert_events(session: Session, events: list[tuple[Pending, int, int]]) -> dict[int, int]:
+    """Store the events (sighting, position in the batch, visit id); their ids by position. ON CONFLICT DO
+    NOTHING stays as the guard the unique indexes give."""
     ids: dict[tuple[str, Any, str], int] = {}
-    table = cast(Table, ProximityEvent.__table__)
     for source in ("gateway", "phone"):
-        rows = [_event_row(item) for item in items if item.sighting.source == source]
+        rows = [_event_row(item, visit_id) for item, _, visit_id in events if item.sighting.source == source]
         if not rows:
             continue
         returned = insert_rows(
             session.connection(),
-            table,
+            _events,
             rows,
-            returning=[table.c.id, table.c.gateway_id, table.c.subscriber_id, table.c.idempotency_key],
+            returning=[
+                _events.c.id,
+                _events.c.gateway_id,
+                _events.c.subscriber_id,
+                _events.c.idempotency_key,
+            ],
             # The predicate must be a literal: PostgreSQL infers a partial index only from a provable WHERE.
             conflict=[("subscriber_id" if source == "phone" else "gateway_id"), "idempotency_key"],
             conflict_where=text(PHONE_ROWS) if source == "phone" else None,
         )
         for row in returned:
             ids[(source, row[1] if source == "gateway" else row[2], row[3])] = row[0]
-    found: list[int | None] = []
-    for item in items:
-        s = item.sighting
-        # A key twice in one batch: the first is stored, the second is its duplicate.
-        found.append(
-            ids.pop((s.source, s.gateway_id if s.source == "gateway" else item.subscriber_id, s.key), None)
-        )
-    return found
+    return {n: ids[_key(item)] for item, n, _ in events if _key(item) in ids}
 
 
-def _event_row(item: Pending) -> dict[str, Any]:
+def _event_row(item: Pending, visit_id: int) -> dict[str, Any]:
     s = item.sighting
     return {
+        "visit_id": visit_id,
         "gateway_id": s.gateway_id,
         "idempotency_key": s.key,
         "site_id": item.site.id,

@@ -65,20 +65,28 @@ _CHANNELS = (
 )
 
 
-def queue_prompts(session: Session, prompts: list[tuple[int, uuid.UUID, datetime]]) -> None:
-    """`create_deliveries` for a batch's prompts (decision id, person, decided at), in three statements."""
+def landing_token_hash(secret: str, decision_id: int) -> str:
+    return hash_token(landing_token(secret, decision_id))
+
+
+def queue_prompts(
+    session: Session, prompts: list[tuple[int, uuid.UUID, datetime]], *, hashed: bool = False
+) -> None:
+    """`create_deliveries` for a batch's prompts (decision id, person, decided at), in a few statements;
+    `hashed`: the decisions were stored with their landing token's hash already."""
     if not prompts:
         return
-    secret = secret_key(session)
-    update_rows(
-        session.connection(),
-        cast(Table, PromptDecision.__table__),
-        "id",
-        [
-            {"id": decision_id, "landing_token_hash": hash_token(landing_token(secret, decision_id))}
-            for decision_id, *_ in prompts
-        ],
-    )
+    if not hashed:
+        secret = secret_key(session)
+        update_rows(
+            session.connection(),
+            cast(Table, PromptDecision.__table__),
+            "id",
+            [
+                {"id": decision_id, "landing_token_hash": landing_token_hash(secret, decision_id)}
+                for decision_id, *_ in prompts
+            ],
+        )
     people = {subscriber_id for _, subscriber_id, _ in prompts}
     channels: dict[uuid.UUID, list[tuple[int, str]]] = {}
     for channel_id, subscriber_id, kind in session.connection().execute(
