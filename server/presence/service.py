@@ -103,6 +103,9 @@ def ingest(
     # Fleet health needs minutes, not every batch: writing the gateway row each time serialised all of a
     # gateway's batches on that row's lock.
     stale = gateway.last_seen_at is None or now - gateway.last_seen_at >= LAST_SEEN_RESOLUTION
+    # The request's own reads are done: end its transaction, so that its connection goes back to the pool
+    # (and no snapshot is held open) while the batch waits to be recorded.
+    session.commit()
     results = record(session, pending, config, [(gateway.id, now)] if stale else [])
     accepted: list[str] = []
     duplicates: list[str] = []
