@@ -260,7 +260,11 @@ def _quick() -> None:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         world = make_world(name)
-        print(json.dumps({"1": throughput(world, 1), "10": throughput(world, 10), "alone": one_at_a_time(world, 300)}))
+        print(
+            json.dumps(
+                {"1": throughput(world, 1), "10": throughput(world, 10), "alone": one_at_a_time(world, 300)}
+            )
+        )
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -425,9 +429,10 @@ def run() -> bool:
     print("policy: the simulator replaying 1,000,000 events ...", flush=True)
     sim = _fresh("replay")
     load_after = os.getloadavg()[0]
-    rate = live["throughput"]["decisions_per_s"]
+    one, ten = live["throughput"]["decisions_per_s"], live["throughput_10"]["decisions_per_s"]
     met = {
-        "throughput": rate >= DECISIONS_TARGET,
+        "throughput": one >= DECISIONS_TARGET,
+        "throughput_10": ten >= DECISIONS_TARGET,
         "latency": live["latency_500"]["p99_ms"] < P99_TARGET_MS,
         "replay": max(sim["replay_s"]) < REPLAY_TARGET_S,
     }
@@ -436,10 +441,10 @@ def run() -> bool:
         return "met" if ok else "MISSED"
 
     summary = [
-        f"decisions/s, one worker (8 threads): {rate:,.0f} (target {DECISIONS_TARGET:,.0f}: "
-        f"{verdict(met['throughput'])})",
-        f"p99 at 500/s offered: {live['latency_500']['p99_ms']:,.1f} ms (target {P99_TARGET_MS:g} ms: "
-        f"{verdict(met['latency'])}); at half the measured rate: {live['latency_half']['p99_ms']:.1f} ms",
+        f"decisions/s, one worker, requests of 1 sighting: {one:,.0f} (target {DECISIONS_TARGET:,.0f}: "
+        f"{verdict(met['throughput'])}); requests of 10: {ten:,.0f} ({verdict(met['throughput_10'])})",
+        f"p99 at 500 requests/s offered: {live['latency_500']['p99_ms']:,.1f} ms "
+        f"(target {P99_TARGET_MS:g} ms: {verdict(met['latency'])})",
         f"replay of {sim['events']:,} events: {max(sim['replay_s']):.1f} s (target {REPLAY_TARGET_S:g} s: "
         f"{verdict(met['replay'])})",
     ]
@@ -454,7 +459,7 @@ def _section(
 ) -> str:
     from bench import report
 
-    t, alone, l500, half = live["throughput"], live["alone"], live["latency_500"], live["latency_half"]
+    t1, t10, alone, l500 = live["throughput"], live["throughput_10"], live["alone"], live["latency_500"]
     mark = {True: "met", False: "**missed**"}
     suppressed = ", ".join(f"{reason} {n:,}" for reason, n in sim["suppressed"].items())
     return f"""
@@ -462,14 +467,16 @@ def _section(
 
 Run on {report.today()} on {report.machine()}. Command: `make bench` (`.venv/bin/python -m bench`), or
 this one alone: `.venv/bin/python -m bench policy`. Load average (one minute) before and after:
-{load[0]:.1f} and {load[1]:.1f}.
+{load[0]:.1f} and {load[1]:.1f}; PostgreSQL runs on the same two cores.
 
 | target | measured | limit | |
 | --- | ---: | ---: | --- |
-| decisions a second, one worker, PostgreSQL | {t["decisions_per_s"]:,.0f} | {DECISIONS_TARGET:,.0f} | \
-{mark[met["throughput"]]} |
-| p99 decision latency at 500 a second offered | {l500["p99_ms"]:,.0f} ms | {P99_TARGET_MS:g} ms | \
-{mark[met["latency"]]} |
+| decisions a second, one worker, PostgreSQL: gateway requests of 1 sighting | \
+{t1["decisions_per_s"]:,.0f} | {DECISIONS_TARGET:,.0f} | {mark[met["throughput"]]} |
+| the same with requests of 10 sightings (a busy window) | {t10["decisions_per_s"]:,.0f} | \
+{DECISIONS_TARGET:,.0f} | {mark[met["throughput_10"]]} |
+| p99 latency at 500 requests of 1 sighting a second (half the load) | {l500["p99_ms"]:,.1f} ms | \
+{P99_TARGET_MS:g} ms | {mark[met["latency"]]} |
 | simulator, {sim["events"]:,} events replayed | {max(sim["replay_s"]):.1f} s | {REPLAY_TARGET_S:g} s | \
 {mark[met["replay"]]} |
 
@@ -477,30 +484,31 @@ this one alone: `.venv/bin/python -m bench policy`. Load average (one minute) be
 
 `python -m bench.policy live`: a PostgreSQL database made for the run and dropped after, migrated, with
 {CHARITIES} charities, {live["sites"]} sites (two campaigns each, DE and EN variants, some daily budgets) and
-{live["subscribers"]:,} subscribers. What is timed is the live path's transaction for one sighting,
-`presence.service.record_sighting`: store the event, merge the visit, lock the person (FOR NO KEY UPDATE),
-load campaigns and history, `decide`, record the decision (and a prompt's delivery), commit. A person and a
-site are drawn at random, so most decisions are fresh visits and a few are suppressed by the caps.
+{live["subscribers"]:,} subscribers; `ANALYZE` after the warm-up, as autovacuum would have done on a live
+database (the tables grew from nothing within seconds). What is timed is a gateway request's path after its
+validation and EID resolution (the EID lookup is measured above: under 2 µs): `SightingBatcher.record`,
+which queues the request's sightings with those of the requests waiting at the same moment and records them
+in one transaction (lock the people in id order, check the idempotency keys, load histories, campaigns,
+budgets and the operator's maxima, `decide` each sighting in order, insert visits, events, decisions and
+the prompts' deliveries, commit). HTTP parsing and authentication are not in these figures; the delivery
+benchmark below measures the whole HTTP path. A person and a site are drawn at random for each sighting, so
+most decisions are prompts of fresh visits (the costlier kind: a prompt writes its deliveries too).
 
 | measurement | figure |
 | --- | ---: |
-| {t["sightings"]:,} sightings from {THREADS} threads of one process (a worker's threadpool) | \
-{t["decisions_per_s"]:,.0f} decisions/s ({t["seconds"]:.1f} s) |
-| the decision alone (event and visit stored untimed first), one thread | \
-{alone["per_s_one_thread"]:,.0f}/s, p50 {alone["p50_ms"]:.1f} ms, p99 {alone["p99_ms"]:.1f} ms |
-| open loop at 500 sightings/s for {LATENCY_SECONDS:g} s (latency from the scheduled start) | \
-p50 {l500["p50_ms"]:,.0f} ms, p99 {l500["p99_ms"]:,.0f} ms |
-| open loop at half the measured rate ({half["rate"]:.0f}/s) | \
-p50 {half["p50_ms"]:.1f} ms, p99 {half["p99_ms"]:.1f} ms, max {half["max_ms"]:.1f} ms |
+| {t1["requests"]:,} requests of 1 sighting from {THREADS} threads of one process, closed loop | \
+{t1["decisions_per_s"]:,.0f} decisions/s ({t1["seconds"]:.1f} s, {t1["decisions"]:,} decisions) |
+| {t10["requests"]:,} requests of 10 sightings, same | \
+{t10["decisions_per_s"]:,.0f} decisions/s, {t10["sightings_per_s"]:,.0f} sightings/s \
+({t10["seconds"]:.1f} s) |
+| requests of 1 sighting one after the other (nothing to combine) | \
+{alone["per_s"]:,.0f}/s, p50 {alone["p50_ms"]:.1f} ms, p99 {alone["p99_ms"]:.1f} ms |
+| open loop, 500 requests of 1 sighting a second for {LATENCY_SECONDS:g} s (from the scheduled start) | \
+p50 {l500["p50_ms"]:.1f} ms, p99 {l500["p99_ms"]:.1f} ms, max {l500["max_ms"]:.1f} ms |
 
-The throughput target is missed by a wide margin: the transaction makes about twenty round trips through
-the SQLAlchemy ORM (the presence part's event and visit, then the lock, campaigns, platform settings,
-exclusions, three history queries and the record), and one Python process spends its CPU there, so threads
-add little. At 500 a second offered the worker falls behind and the latency is queueing. What would close
-the gap, not done yet: one history query (prompts, answers, exclusions and budgets as one UNION), campaigns
-and platform settings cached per process with a short time-to-live, and Core inserts for suppressed
-decisions; beyond that, more worker processes, since decisions about different people do not wait on each
-other.
+A transaction has a fixed cost (about fifteen statements and a commit that waits for the disk) and a small
+cost per sighting, so one sighting alone is slow and a batch of many is cheap per sighting; under load the
+batcher makes the batches big by itself. `python -m bench.policy quick` prints the throughput figures alone.
 
 ### Simulator
 
