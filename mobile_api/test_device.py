@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
+from server.api.ratelimit import PairingRateLimit
 from server.campaigns import test_send
 
 router = APIRouter()
@@ -34,10 +35,17 @@ class TestDevicePaired(BaseModel):
     status_code=201,
     response_model=TestDevicePaired,
     operation_id="mobile_pair_test_device",
-    responses={422: {"description": "The code is unknown, used or expired (invalid_pairing_code)"}},
+    responses={
+        422: {"description": "The code is unknown, used or expired (invalid_pairing_code)"},
+        429: {"description": "Too many pairing attempts from this device; see Retry-After"},
+    },
 )
 def pair_test_device(
-    body: TestDevicePairing, subscriber: CurrentDevice, session: SessionDep, runtime: RuntimeDep
+    body: TestDevicePairing,
+    subscriber: CurrentDevice,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _limit: PairingRateLimit,
 ) -> TestDevicePaired:
     """Receive this charity's test sends on this phone: only a code its editor was given pairs it."""
     device = test_send.pair(session, subscriber, body.code, body.label, runtime.clock())

@@ -142,3 +142,25 @@ def test_sightings_are_limited_per_device(client, session, clock: Clock):
     clock.advance(2)
     again = client.post("/mobile/v1/sightings", json=sighting("ios-rl-9999", clock()), headers=chatty.headers)
     assert again.status_code == 200
+
+
+def test_test_device_pairing_attempts_are_limited_per_device(client, clock: Clock):
+    guesser, other = opt_in(client), opt_in(client)
+    for n in range(10):
+        wrong = client.post(
+            "/mobile/v1/me/test-device", json={"code": f"WRONG{n:07d}"}, headers=guesser.headers
+        )
+        assert_problem(wrong, 422, "invalid_pairing_code")
+
+    refused = client.post("/mobile/v1/me/test-device", json={"code": "WRONG9999999"}, headers=guesser.headers)
+
+    problem = assert_problem(refused, 429, "rate_limited")
+    assert refused.headers["retry-after"] == "360"  # 10 an hour: a try every 6 minutes
+    assert "at most 10 an hour" in problem["detail"]
+    unaffected = client.post(
+        "/mobile/v1/me/test-device", json={"code": "WRONG9999999"}, headers=other.headers
+    )
+    assert_problem(unaffected, 422, "invalid_pairing_code")
+    clock.advance(360)
+    again = client.post("/mobile/v1/me/test-device", json={"code": "WRONG9999999"}, headers=guesser.headers)
+    assert_problem(again, 422, "invalid_pairing_code")

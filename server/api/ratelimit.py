@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import Depends, Request
 
@@ -169,5 +169,21 @@ def limit_sightings(request: Request, runtime: RuntimeDep, subscriber: CurrentDe
     )
 
 
+PAIRING_ATTEMPTS_PER_HOUR: Final = 10
+
+
+def limit_pairing(request: Request, runtime: RuntimeDep, subscriber: CurrentDevice) -> None:
+    """At most ten test-device pairing attempts an hour from one device: a pairing code has 60 bits, and
+    guessing stays out of reach even for a device that tries all day."""
+    limiter = _limiter(request, runtime, "pairing", PAIRING_ATTEMPTS_PER_HOUR, 3600)
+    _take(
+        limiter,
+        str(subscriber.id),
+        f"Too many pairing attempts from this device: at most {PAIRING_ATTEMPTS_PER_HOUR} an hour. "
+        "Ask the charity's editor for a new code and type it carefully.",
+    )
+
+
 OptInRateLimit = Annotated[None, Depends(limit_optin)]
+PairingRateLimit = Annotated[None, Depends(limit_pairing)]
 SightingRateLimit = Annotated[None, Depends(limit_sightings)]
