@@ -246,7 +246,7 @@ def _request_once(
         for k in range(per_request)
     ]
     began = time.perf_counter()
-    results = batcher.record(None, items, config)
+    results = batcher.record(items, config)
     return time.perf_counter() - began, sum(r.decision is not None for r in results)
 
 

@@ -88,8 +88,7 @@ class Call(threading.Thread):
         try:
             if self.barrier is not None:
                 self.barrier.wait(WAIT_S)
-            with Session(self.engine) as request_session:  # the request's own: the batcher never uses it
-                self.results = self.batcher.record(request_session, self.items, CONFIG)
+            self.results = self.batcher.record(self.items, CONFIG)
         except BaseException as exc:  # noqa: BLE001 - handed to the test, which asserts on it
             self.error = exc
 

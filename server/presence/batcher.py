@@ -57,14 +57,13 @@ class SightingBatcher:
 
     def record(
         self,
-        _session: Session,
         items: Sequence[Pending],
         config: IngestConfig,
         gateways_seen: Sequence[tuple[int, datetime]] = (),
     ) -> list[Recorded]:
         """Record these sightings (committed when this returns) and answer in their order.
 
-        The request's own session is not used: the batch commits in the batcher's, before the answer.
+        The batch commits in the batcher's own session, before the answer; the caller holds no connection.
         Only the threads that have to are woken: a job's own when it is done, and the next waiting one's
         when a recording thread hands on."""
         job = _Job(list(items), config, list(gateways_seen))

@@ -7,10 +7,9 @@ from datetime import timedelta
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from server.api.deps import CurrentGateway, RuntimeDep, SessionDep
+from server.api.deps import AuthenticatedGateway, RuntimeDep
 from server.core.errors import PROBLEM_JSON
 from server.presence import service
-from server.presence.record import record_sightings
 from server.presence.schemas import BatchResult, EventBatchIn
 
 router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
@@ -23,7 +22,7 @@ router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
     responses={422: {"description": "Some items were rejected; the valid ones were stored (see body)"}},
 )
 def post_events(
-    batch: EventBatchIn, gateway: CurrentGateway, session: SessionDep, runtime: RuntimeDep
+    batch: EventBatchIn, gateway: AuthenticatedGateway, runtime: RuntimeDep
 ) -> BatchResult | JSONResponse:
     """Store a batch of presence events idempotently and decide prompts.
 
@@ -32,10 +31,8 @@ def post_events(
     """
     settings = runtime.settings
     config = service.IngestConfig(timedelta(seconds=settings.visit_gap_seconds), settings.prompt_ttl_seconds)
-    record = runtime.sightings.record if runtime.sightings is not None else record_sightings
-    result = service.ingest(
-        session, gateway, batch.events, runtime.eid_index, config, runtime.clock(), record
-    )
+    record = runtime.sightings.record if runtime.sightings is not None else service.in_session(runtime)
+    result = service.ingest(gateway, batch.events, runtime.eid_index, config, runtime.clock(), record)
     if not result.rejected:
         return result
     fields = ", ".join(e.field for r in result.rejected for e in r.errors)

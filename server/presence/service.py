@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from server.api.deps import GatewayAtSite
 from server.core.const import EventKind, Outcome
 from server.core.errors import NahbarError, NotFound, ServiceUnavailable, validation_errors
 from server.policy.live import SiteRef
@@ -21,15 +22,27 @@ from server.presence import repository
 from server.presence.eid_index import EidIndex
 from server.presence.record import IngestConfig, Pending, Recorded, Sighting, record_sightings
 from server.presence.schemas import BatchResult, EventIn, FieldError, RejectedEvent
-from server.sites.models import Gateway, Site
+from server.runtime import Runtime
+from server.sites.models import Site
 from server.subscribers.models import Subscriber
 
 __all__ = ["IngestConfig", "Sighting", "ingest", "report_phone_sighting"]
 
-# How a batch gets recorded: in the request's own session, or handed to a process-wide batcher.
-Recorder = Callable[
-    [Session, Sequence[Pending], IngestConfig, Sequence[tuple[int, datetime]]], list[Recorded]
-]
+# How a batch gets recorded: by the process's batcher, or alone in a session of its own.
+Recorder = Callable[[Sequence[Pending], IngestConfig, Sequence[tuple[int, datetime]]], list[Recorded]]
+
+
+def in_session(runtime: Runtime) -> Recorder:
+    """Record a batch alone, in its own transaction (where there is no batcher: an in-memory database)."""
+
+    def record(
+        items: Sequence[Pending], config: IngestConfig, seen: Sequence[tuple[int, datetime]]
+    ) -> list[Recorded]:
+        with runtime.sessions.begin() as session:
+            return record_sightings(session, items, config, seen)
+
+    return record
+
 
 log = logging.getLogger("nahbar.presence")
 
@@ -60,22 +73,19 @@ def site_ref(site: Site) -> SiteRef:
 
 
 def ingest(
-    session: Session,
-    gateway: Gateway,
+    gateway: GatewayAtSite,
     raw_events: list[dict[str, Any]],
     index: EidIndex,
     config: IngestConfig,
     now: datetime,
-    record: Recorder = record_sightings,
+    record: Recorder,
 ) -> BatchResult:
     """Process a batch. Valid items are kept even when others are rejected (partial batches); EIDs that
     resolve to no opted-in phone are dropped unstored (and acknowledged, so the gateway forgets them)."""
     if not index.loaded:
         # Resolving now would drop every event as "not opted in"; a 503 makes the gateway keep and resend.
         raise ServiceUnavailable("The server is still loading opted-in phones' keys; retry in a few seconds.")
-    site = session.get(Site, gateway.site_id)
-    assert site is not None  # foreign key
-    where = site_ref(site)
+    where = gateway.site
     rejected: list[RejectedEvent] = []
     order: list[tuple[str, int | None]] = []  # (event id, position among the pending) in the batch's order
     pending: list[Pending] = []
@@ -103,10 +113,7 @@ def ingest(
     # Fleet health needs minutes, not every batch: writing the gateway row each time serialised all of a
     # gateway's batches on that row's lock.
     stale = gateway.last_seen_at is None or now - gateway.last_seen_at >= LAST_SEEN_RESOLUTION
-    # The request's own reads are done: end its transaction, so that its connection goes back to the pool
-    # (and no snapshot is held open) while the batch waits to be recorded.
-    session.commit()
-    results = record(session, pending, config, [(gateway.id, now)] if stale else [])
+    results = record(pending, config, [(gateway.id, now)] if stale else [])
     accepted: list[str] = []
     duplicates: list[str] = []
     prompts = 0
