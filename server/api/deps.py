@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from server.accounts.service import authenticate
@@ -84,6 +84,21 @@ class GatewayAtSite:
     site: SiteRef
 
 
+_GATEWAY_AT_SITE = (
+    select(
+        Gateway.id,
+        Gateway.last_seen_at,
+        Gateway.revoked_at,
+        Site.id,
+        Site.timezone,
+        Site.language,
+        Site.name,
+    )
+    .join(Site, Site.id == Gateway.site_id)
+    .where(Gateway.token_hash == bindparam("token_hash"))
+)
+
+
 def gateway_at_site(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_gateway_bearer)],
@@ -93,22 +108,10 @@ def gateway_at_site(
     Sync dependencies, the endpoint and FastAPI's response validation each wait for a thread of the pool;
     a request that keeps its session's connection across those hops can leave every thread waiting for a
     connection that only a thread could give back. So this reads gateway and site in one query, in a
-    session closed before it returns, and the endpoint records through the batcher's own session."""
+    connection given back before it returns, and the endpoint records through the batcher's own session."""
     token = _token(credentials, "gateway")
-    with runtime.sessions() as session:
-        row = session.execute(
-            select(
-                Gateway.id,
-                Gateway.last_seen_at,
-                Gateway.revoked_at,
-                Site.id,
-                Site.timezone,
-                Site.language,
-                Site.name,
-            )
-            .join(Site, Site.id == Gateway.site_id)
-            .where(Gateway.token_hash == hash_token(token))
-        ).first()
+    with runtime.engine.connect() as connection:
+        row = connection.execute(_GATEWAY_AT_SITE, {"token_hash": hash_token(token)}).first()
     if row is None or row[2] is not None:
         raise Unauthorized("Unknown or revoked gateway token; enrol the gateway again with a new code.")
     return GatewayAtSite(row[0], row[1], SiteRef(row[3], row[4], row[5], row[6]))
