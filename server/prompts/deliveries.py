@@ -4,7 +4,7 @@ its deliveries commit together or not at all; the sender is woken once the trans
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -26,34 +26,15 @@ def secret_key(session: Session) -> str:
     return str(secret) if secret else get_settings().secret_key.get_secret_value()
 
 
-def create_deliveries(session: Session, decision: PromptDecision, *, inbox: bool = True) -> list[Delivery]:
-    """Queue the prompt for the person: the inbox the app pulls (always available), and one push per active
-    channel. Each (decision, channel) row is unique, so a repeat adds nothing."""
-    decision.landing_token_hash = hash_token(landing_token(secret_key(session), decision.id))
-    deliveries = []
-    if inbox:
-        deliveries.append(
-            Delivery(decision_id=decision.id, channel_kind=ChannelKind.INBOX, status=DeliveryStatus.AVAILABLE)
-        )
-    channels = session.scalars(
-        select(PushChannel)
-        .where(PushChannel.subscriber_id == decision.subscriber_id, PushChannel.retired_at.is_(None))
-        .order_by(PushChannel.id)
-    ).all()
-    deliveries += [
-        Delivery(
-            decision_id=decision.id,
-            channel_kind=channel.kind,
-            channel_id=channel.id,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at=decision.decided_at,
-        )
-        for channel in channels
-    ]
-    session.add_all(deliveries)
-    if channels:
-        _wake_after_commit(session)
-    return deliveries
+def create_deliveries(session: Session, decision: PromptDecision) -> list[Delivery]:
+    """Queue one prompt (a test send) the way the live path queues a batch's, and return its rows."""
+    session.flush()
+    assert decision.subscriber_id is not None  # only erasure clears it, and then nothing is sent
+    queue_prompts(session, [(decision.id, decision.subscriber_id, decision.decided_at)])
+    session.expire(decision, ["landing_token_hash"])  # written by queue_prompts' UPDATE
+    return list(
+        session.scalars(select(Delivery).where(Delivery.decision_id == decision.id).order_by(Delivery.id))
+    )
 
 
 _CHANNELS = (
@@ -70,10 +51,11 @@ def landing_token_hash(secret: str, decision_id: int) -> str:
 
 
 def queue_prompts(
-    session: Session, prompts: list[tuple[int, uuid.UUID, datetime]], *, hashed: bool = False
+    session: Session, prompts: Sequence[tuple[int, uuid.UUID, datetime]], *, hashed: bool = False
 ) -> None:
-    """`create_deliveries` for a batch's prompts (decision id, person, decided at), in a few statements;
-    `hashed`: the decisions were stored with their landing token's hash already."""
+    """Queue prompts (decision id, person, decided at) for their people: the inbox the app pulls (always
+    available) and one push per active channel, in a few statements; `hashed`: the decisions were stored
+    with their landing token's hash already, else it is written here."""
     if not prompts:
         return
     if not hashed:
