@@ -10,10 +10,23 @@ prepares; the statement is built once per shape. SQLite, whose driver parses in 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Executable, Table, bindparam, column, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    CursorResult,
+    Executable,
+    Insert,
+    Table,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement, TextClause
 
@@ -37,54 +50,93 @@ def insert_rows(
         return []
     names = tuple(rows[0])
     postgres = connection.dialect.name == "postgresql"
-    key = (
-        postgres,
-        table.name,
-        names,
-        tuple(conflict or ()),
-        str(conflict_where),
-        tuple(c.key for c in returning),
-    )
-    with _lock:
-        statement = _built.get(key)
-    if statement is None:
-        statement = _build(table, names, returning, conflict, conflict_where, postgres=postgres)
-        with _lock:
-            _built[key] = statement
-    if postgres:
-        result = connection.execute(statement, {f"bulk_{name}": _column(table, name, rows) for name in names})
-    else:
-        result = connection.execute(statement, list(rows))
+    returned = tuple(c.key for c in returning)
+    key = ("insert", postgres, table.name, names, tuple(conflict or ()), str(conflict_where), returned)
+
+    def build() -> Executable:
+        if postgres:
+            pg = postgresql.insert(table).from_select(list(names), select(*_unnest(table, names).c))
+            if conflict is not None:
+                pg = pg.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
+            return pg.returning(*returning) if returning else pg
+        if conflict is not None:
+            lite = sqlite.insert(table).on_conflict_do_nothing(
+                index_elements=list(conflict), index_where=conflict_where
+            )
+            return lite.returning(*returning) if returning else lite
+        plain = insert(table)
+        return plain.returning(*returning) if returning else plain
+
+    result = _execute(connection, _cached(key, build), table, rows, postgres=postgres)
     return [tuple(row) for row in result] if returning else []
 
 
-def _build(
+def update_rows(connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Set each row's columns where `key` matches (every dict with the same keys, `key` among them): on
+    PostgreSQL one `UPDATE ... FROM unnest(...)`, on SQLite an executemany."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    postgres = connection.dialect.name == "postgresql"
+
+    def build() -> Executable:
+        if postgres:
+            unnested = _unnest(table, names)
+            return (
+                update(table)
+                .values({name: unnested.c[name] for name in names if name != key})
+                .where(table.c[key] == unnested.c[key])
+            )
+        return (
+            update(table)
+            .values({name: bindparam(f"bulk_{name}") for name in names if name != key})
+            .where(table.c[key] == bindparam(f"bulk_{key}"))
+        )
+
+    _execute(
+        connection,
+        _cached(("update", postgres, table.name, key, names), build),
+        table,
+        rows,
+        postgres=postgres,
+    )
+
+
+def _cached(key: tuple[Any, ...], build: Callable[[], Executable]) -> Executable:
+    """A statement built once per shape: building the unnest forms costs more than running them."""
+    with _lock:
+        statement = _built.get(key)
+    if statement is None:
+        statement = build()
+        with _lock:
+            _built[key] = statement
+    return statement
+
+
+def _unnest(table: Table, names: tuple[str, ...]) -> Any:
+    """`unnest(:bulk_a, :bulk_b, ...) AS bulk(a, b, ...)`: one array parameter per column."""
+    arrays = [bindparam(f"bulk_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in names]
+    return (
+        func.unnest(*arrays)
+        .table_valued(*(column(name, table.c[name].type) for name in names))
+        .render_derived(name="bulk")
+    )
+
+
+def _execute(
+    connection: Connection,
+    statement: Executable,
     table: Table,
-    names: tuple[str, ...],
-    returning: Sequence[Column[Any]],
-    conflict: Sequence[str] | None,
-    conflict_where: ColumnElement[bool] | TextClause | None,
+    rows: Sequence[dict[str, Any]],
     *,
     postgres: bool,
-) -> Executable:
-    if postgres:
-        arrays = [bindparam(f"bulk_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in names]
-        unnested = (
-            func.unnest(*arrays)
-            .table_valued(*(column(name, table.c[name].type) for name in names))
-            .render_derived(name="bulk")
-        )
-        pg = postgresql.insert(table).from_select(list(names), select(*unnested.c))
-        if conflict is not None:
-            pg = pg.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
-        return pg.returning(*returning) if returning else pg
-    if conflict is not None:
-        lite = sqlite.insert(table).on_conflict_do_nothing(
-            index_elements=list(conflict), index_where=conflict_where
-        )
-        return lite.returning(*returning) if returning else lite
-    plain = insert(table)
-    return plain.returning(*returning) if returning else plain
+) -> CursorResult[Any]:
+    names = tuple(rows[0])
+    if postgres:  # one array per column
+        return connection.execute(statement, {f"bulk_{name}": _column(table, name, rows) for name in names})
+    if isinstance(statement, Insert):  # executemany with the columns' own names
+        return connection.execute(statement, list(rows))
+    return connection.execute(statement, [{f"bulk_{name}": row[name] for name in names} for row in rows])
 
 
 def _column(table: Table, name: str, rows: Sequence[dict[str, Any]]) -> list[Any]:
@@ -97,40 +149,3 @@ def _column(table: Table, name: str, rows: Sequence[dict[str, Any]]) -> list[Any
     if python_type is float:
         return [None if value is None else float(value) for value in values]
     return values
-
-
-def update_rows(connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Set each row's columns where `key` matches (every dict with the same keys, `key` among them): on
-    PostgreSQL one `UPDATE ... FROM unnest(...)`, on SQLite an executemany."""
-    if not rows:
-        return
-    names = tuple(rows[0])
-    postgres = connection.dialect.name == "postgresql"
-    cache_key = ("update", postgres, table.name, key, names)
-    with _lock:
-        statement = _built.get(cache_key)
-    if statement is None:
-        if postgres:
-            arrays = [bindparam(f"bulk_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in names]
-            unnested = (
-                func.unnest(*arrays)
-                .table_valued(*(column(name, table.c[name].type) for name in names))
-                .render_derived(name="bulk")
-            )
-            statement = (
-                update(table)
-                .values({name: unnested.c[name] for name in names if name != key})
-                .where(table.c[key] == unnested.c[key])
-            )
-        else:
-            statement = (
-                update(table)
-                .values({name: bindparam(f"bulk_{name}") for name in names if name != key})
-                .where(table.c[key] == bindparam(f"bulk_{key}"))
-            )
-        with _lock:
-            _built[cache_key] = statement
-    if postgres:
-        connection.execute(statement, {f"bulk_{name}": _column(table, name, rows) for name in names})
-    else:
-        connection.execute(statement, [{f"bulk_{name}": row[name] for name in names} for row in rows])
