@@ -18,7 +18,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -250,8 +252,9 @@ def _request_once(
     return time.perf_counter() - began, sum(r.decision is not None for r in results)
 
 
-def _quick() -> None:
-    """`python -m bench.policy quick`: the throughput figures alone, for working on the live path."""
+@contextmanager
+def bench_world() -> Iterator[World]:
+    """A PostgreSQL database made for the run, filled by `make_world`, and dropped after."""
     admin = create_engine(
         make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
     )
@@ -259,16 +262,18 @@ def _quick() -> None:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        world = make_world(name)
-        print(
-            json.dumps(
-                {"1": throughput(world, 1), "10": throughput(world, 10), "alone": one_at_a_time(world, 300)}
-            )
-        )
+        yield make_world(name)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _quick() -> None:
+    """`python -m bench.policy quick`: the throughput figures alone, for working on the live path."""
+    with bench_world() as world:
+        figures = {"1": throughput(world, 1), "10": throughput(world, 10), "alone": one_at_a_time(world, 300)}
+    print(json.dumps(figures))
 
 
 def analyze(engine: Any) -> None:
@@ -372,14 +377,7 @@ def latency(world: World, rate: float) -> dict[str, Any]:
 
 
 def live_figures() -> dict[str, Any]:
-    admin = create_engine(
-        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    name = f"nahbar_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        world = make_world(name)
+    with bench_world() as world:
         result: dict[str, Any] = {
             "throughput": throughput(world, 1),
             "throughput_10": throughput(world, 10),
@@ -388,10 +386,6 @@ def live_figures() -> dict[str, Any]:
         }
         result["subscribers"], result["sites"] = len(world.subscribers), len(world.sites)
         return result
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # --- The doc section --------------------------------------------------------------------------------------
