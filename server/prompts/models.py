@@ -19,9 +19,8 @@ class PromptDecision(Base):
     __table_args__ = (UniqueConstraint("subscriber_id", "local_day", "day_slot"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscriber_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
-    )
+    # No index of its own: the unique key above starts with it (histories, erasure).
+    subscriber_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="SET NULL"))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("proximity_events.id", ondelete="SET NULL"))
@@ -43,9 +42,8 @@ class Delivery(Base):
     __table_args__ = (UniqueConstraint("decision_id", "channel_kind", "channel_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    decision_id: Mapped[int] = mapped_column(
-        ForeignKey("prompt_decisions.id", ondelete="CASCADE"), index=True
-    )
+    # No index of its own: the unique key above starts with it.
+    decision_id: Mapped[int] = mapped_column(ForeignKey("prompt_decisions.id", ondelete="CASCADE"))
     channel_kind: Mapped[str] = mapped_column(String(16))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("push_channels.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), index=True)
