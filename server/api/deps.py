@@ -24,7 +24,8 @@ from server.subscribers.models import Subscriber
 from server.tenancy.scope import Principal
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: FastAPI runs a sync dependency in a worker thread, a trip for a dictionary read."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -99,17 +100,21 @@ _GATEWAY_AT_SITE = (
 )
 
 
-def gateway_at_site(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_gateway_bearer)],
-) -> GatewayAtSite:
-    """For the events endpoint, the busiest: no connection is held from here to the endpoint.
+GatewayCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_gateway_bearer)]
+
+
+def gateway_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    return _token(credentials, "gateway")
+
+
+def gateway_at_site(runtime: Runtime, token: str) -> GatewayAtSite:
+    """For the events endpoint, the busiest: called in the endpoint's own worker thread, holding no
+    connection afterwards.
 
     Sync dependencies, the endpoint and FastAPI's response validation each wait for a thread of the pool;
     a request that keeps its session's connection across those hops can leave every thread waiting for a
     connection that only a thread could give back. So this reads gateway and site in one query, in a
     connection given back before it returns, and the endpoint records through the batcher's own session."""
-    token = _token(credentials, "gateway")
     with runtime.engine.connect() as connection:
         row = connection.execute(_GATEWAY_AT_SITE, {"token_hash": hash_token(token)}).first()
     if row is None or row[2] is not None:
@@ -118,7 +123,6 @@ def gateway_at_site(
 
 
 CurrentGateway = Annotated[Gateway, Depends(current_gateway)]
-AuthenticatedGateway = Annotated[GatewayAtSite, Depends(gateway_at_site)]
 CurrentDevice = Annotated[Subscriber, Depends(current_device)]
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import AuthenticatedGateway, RuntimeDep
+from server.api.deps import GatewayCredentials, RuntimeDep, gateway_at_site, gateway_token
 from server.core.errors import PROBLEM_JSON
 from server.presence import service
 from server.presence.schemas import BatchResult, EventBatchIn
+from server.runtime import Runtime
 
 router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
 
@@ -21,21 +24,28 @@ router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
     operation_id="gateway_post_events",
     responses={422: {"description": "Some items were rejected; the valid ones were stored (see body)"}},
 )
-def post_events(
-    batch: EventBatchIn, gateway: AuthenticatedGateway, runtime: RuntimeDep
-) -> BatchResult | JSONResponse:
+async def post_events(
+    batch: EventBatchIn, credentials: GatewayCredentials, runtime: RuntimeDep
+) -> JSONResponse:
     """Store a batch of presence events idempotently and decide prompts.
 
     Partial batches are accepted: valid items are stored even when others are invalid. When any item is
     rejected the answer is 422 problem+json that names each bad field and still lists what was accepted.
     """
+    token = gateway_token(credentials)  # a missing token is refused before any thread or connection
+    # The busiest endpoint makes one trip through the thread pool for all its blocking work (the gateway's
+    # token, recording, the answer), not one per sync dependency, endpoint and response validation.
+    return await run_in_threadpool(_post_events, runtime, token, batch.events)
+
+
+def _post_events(runtime: Runtime, token: str, events: list[dict[str, Any]]) -> JSONResponse:
+    gateway = gateway_at_site(runtime, token)
     settings = runtime.settings
     config = service.IngestConfig(timedelta(seconds=settings.visit_gap_seconds), settings.prompt_ttl_seconds)
     record = runtime.sightings.record if runtime.sightings is not None else service.in_session(runtime)
-    result = service.ingest(gateway, batch.events, runtime.eid_index, config, runtime.clock(), record)
+    result = service.ingest(gateway, events, runtime.eid_index, config, runtime.clock(), record)
     if not result.rejected:
-        # Already a validated model: answered as is, without FastAPI validating it again in another trip
-        # through the thread pool (the busiest endpoint's answers otherwise wait there behind requests).
+        # Already a validated model: answered as is, without FastAPI validating it again.
         return JSONResponse(result.model_dump(mode="json"))
     fields = ", ".join(e.field for r in result.rejected for e in r.errors)
     body = {
@@ -43,7 +53,7 @@ def post_events(
         "title": "validation failed",
         "status": 422,
         "code": "validation_failed",
-        "detail": f"{len(result.rejected)} of {len(batch.events)} events rejected ({fields}); "
+        "detail": f"{len(result.rejected)} of {len(events)} events rejected ({fields}); "
         "the others were stored.",
         **result.model_dump(mode="json"),
     }
