@@ -67,59 +67,70 @@ def expire_due(session: Session, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _claim_statement(postgresql: bool) -> Any:
+    due = (
+        select(_deliveries.c.id)
+        .where(
+            _deliveries.c.status == DeliveryStatus.PENDING, _deliveries.c.next_attempt_at <= bindparam("now")
+        )
+        .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
+        .limit(bindparam("limit"))
+    )
+    if postgresql:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(_deliveries)
+        .where(
+            _deliveries.c.id.in_(due.scalar_subquery()),
+            # Again outside the subquery: what PostgreSQL rechecks on a row another claim just changed.
+            _deliveries.c.status == DeliveryStatus.PENDING,
+            _deliveries.c.next_attempt_at <= bindparam("now"),
+        )
+        .values(attempts=_deliveries.c.attempts + 1, next_attempt_at=bindparam("lease_until"))
+        .returning(_deliveries.c.id, _deliveries.c.attempts)
+    )
+
+
+# Built once: the sender claims many times a second, and building a statement costs more than running it.
+_CLAIM = {True: _claim_statement(postgresql=True), False: _claim_statement(postgresql=False)}
+_d, _p, _c, _v = _deliveries.c, _decisions.c, _channels.c, _variants.c
+_CLAIMED = (
+    select(
+        _d.id,
+        _d.channel_kind,
+        _d.channel_id,
+        _c.endpoint,
+        _c["keys"],  # not c.keys: that is the collection's method
+        _c.retired_at,
+        _p.id,
+        _p.subscriber_id,
+        _p.campaign_id,
+        _p.outcome,
+        _p.expires_at,
+        _v.title,
+        _v.body,
+        _v.language,
+    )
+    .select_from(
+        _deliveries.join(_decisions, _p.id == _d.decision_id)
+        .outerjoin(_channels, _c.id == _d.channel_id)
+        .outerjoin(_variants, _v.id == _p.variant_id)
+    )
+    .where(_d.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_d.id)
+)
+
+
 def claim(session: Session, now: datetime, lease_s: float, limit: int) -> list[Due]:
     """Take up to `limit` due rows for this worker for `lease_s` seconds, in one statement, and read what
     their pushes need. PostgreSQL skips rows another worker holds (FOR UPDATE SKIP LOCKED); SQLite runs one
     writer at a time, so the statement alone is the claim. The attempts it returns fence later records."""
-    due = (
-        select(_deliveries.c.id)
-        .where(_deliveries.c.status == DeliveryStatus.PENDING, _deliveries.c.next_attempt_at <= now)
-        .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    claimed: dict[int, int] = dict(
-        session.execute(
-            update(_deliveries)
-            .where(
-                _deliveries.c.id.in_(due.scalar_subquery()),
-                # Again outside the subquery: what PostgreSQL rechecks on a row another claim just changed.
-                _deliveries.c.status == DeliveryStatus.PENDING,
-                _deliveries.c.next_attempt_at <= now,
-            )
-            .values(attempts=_deliveries.c.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_s))
-            .returning(_deliveries.c.id, _deliveries.c.attempts)
-        ).all()
-    )
+    statement = _CLAIM[session.get_bind().dialect.name == "postgresql"]
+    params = {"now": now, "limit": limit, "lease_until": now + timedelta(seconds=lease_s)}
+    claimed: dict[int, int] = dict(session.execute(statement, params).all())
     if not claimed:
         return []
-    d, p, c, v = _deliveries.c, _decisions.c, _channels.c, _variants.c
-    rows = session.execute(
-        select(
-            d.id,
-            d.channel_kind,
-            d.channel_id,
-            c.endpoint,
-            c["keys"],  # not c.keys: that is the collection's method
-            c.retired_at,
-            p.id,
-            p.subscriber_id,
-            p.campaign_id,
-            p.outcome,
-            p.expires_at,
-            v.title,
-            v.body,
-            v.language,
-        )
-        .select_from(
-            _deliveries.join(_decisions, p.id == d.decision_id)
-            .outerjoin(_channels, c.id == d.channel_id)
-            .outerjoin(_variants, v.id == p.variant_id)
-        )
-        .where(d.id.in_(list(claimed)))
-        .order_by(d.id)
-    ).all()
+    rows = session.execute(_CLAIMED, {"ids": list(claimed)}).all()
     return [
         Due((id_, claimed[id_]), kind, channel_id, endpoint, keys, retired is not None, *rest)
         for id_, kind, channel_id, endpoint, keys, retired, *rest in rows

@@ -36,6 +36,9 @@ log = logging.getLogger("nahbar.delivery")
 # ahead of what is being sent.
 SENDERS: Final = 32
 IN_FLIGHT: Final = 2 * SENDERS
+# A finished send is recorded by the next claim, or after this long at most: a prompt's commit wakes the
+# outbox at once, a finished push does not (a turn per push doubled the outbox's transactions).
+RECORD_EVERY_S: Final = 0.05
 # Session.info key of the outbox's sweep, for the scheduler's job (the prompts domain uses WAKE_INFO).
 SWEEP_INFO: Final = "nahbar.outbox_sweep"
 
@@ -129,9 +132,11 @@ class Outbox:
 
     def _run(self) -> None:
         while True:
-            self._wakeup.wait()
+            woken = self._wakeup.wait(RECORD_EVERY_S if self._in_flight else None)
             if self._stopping.is_set():
                 return
+            if not woken and self._finished.empty():
+                continue  # sends under way, none finished: nothing to record, nothing new to claim
             self._wakeup.clear()
             try:
                 self._turn()
@@ -213,7 +218,8 @@ class Outbox:
 
     def _push(self, row: Due, provider: Provider) -> None:
         self._finished.put(self._attempt((row, provider)))
-        self._wakeup.set()
+        if self._finished.qsize() >= self._max_in_flight // 2:
+            self._wakeup.set()  # half the room is waiting to be recorded: free it now
 
     def _attempt(self, send: tuple[Due, Provider]) -> Attempt:
         row, provider = send
