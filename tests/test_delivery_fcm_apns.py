@@ -214,11 +214,14 @@ class H2Server:
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(main(),), daemon=True)
         self.thread.start()
         self.ready.wait(5)
-        for _ in range(100):
+        deadline = time.monotonic() + 10
+        while True:  # `ready` is set before Hypercorn binds: wait until it accepts, fail if it never does
             try:
                 socket.create_connection(("127.0.0.1", port), 0.1).close()
                 break
             except OSError:
+                if time.monotonic() > deadline:
+                    raise
                 time.sleep(0.02)
         return self
 
@@ -268,7 +271,9 @@ def test_apns_over_http2_checks_the_other_environment_before_retiring(settings, 
             }
             walk_past(client, gateway, phone, clock())
             rows = wait_settled(session, "apns", 6)
-            assert [d.status for d in rows] == ["sent", "sent", "failed", "failed", "pending", "pending"]
+            assert [d.status for d in rows] == ["sent", "sent", "failed", "failed", "pending", "pending"], [
+                (d.status, d.last_error) for d in rows
+            ]
             session.expire_all()
             channels = {t: session.get(PushChannel, i) for t, i in ids.items()}
             assert channels[SANDBOX_ONLY].keys["environment"] == "sandbox"

@@ -17,6 +17,7 @@ from server.core.const import ChannelKind
 from server.delivery.jwt import sign_es256
 from server.delivery.providers.base import (
     TIMEOUT,
+    ClientPerThread,
     Message,
     Outcome,
     ProviderUnavailable,
@@ -44,8 +45,14 @@ class ApnsProvider:
     ) -> None:
         self._key, self._key_id, self._team_id, self._topic = key, key_id, team_id, topic
         self._urls = {env: url.rstrip("/") for env, url in urls.items()}
-        # HTTP/2 only: over https by ALPN, over plain http (a local test peer) by prior knowledge.
-        self._client = client or httpx.Client(http1=False, http2=True, timeout=TIMEOUT)
+        # HTTP/2 only: over https by ALPN, over plain http (a local test peer) by prior knowledge. One client,
+        # so one HTTP/2 connection, per sender thread: httpcore's sync HTTP/2 connection is not safe for
+        # streams from several threads at once (stream ids are taken and HEADERS sent outside any lock, h2's
+        # state is shared unguarded); the peer answers out-of-order or interleaved frames with GOAWAY
+        # PROTOCOL_ERROR, which fails every send on the connection (encode/httpx#3072).
+        self._clients = ClientPerThread(
+            lambda: httpx.Client(http1=False, http2=True, timeout=TIMEOUT), client
+        )
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
@@ -83,7 +90,7 @@ class ApnsProvider:
             "aps": {"alert": {"title": message.title, "body": message.body}, "sound": "default"},
             **{k: v for k, v in message.payload().items() if k not in {"title", "body"}},
         }
-        return self._client.post(
+        return self._clients.get().post(
             f"{self._urls[environment]}/3/device/{target.endpoint}",
             json=body,
             headers={
@@ -129,7 +136,7 @@ class ApnsProvider:
         return Result(Outcome.FAILED, detail)
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close()
 
 
 def _reason(response: httpx.Response) -> str | None:
