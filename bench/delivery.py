@@ -414,32 +414,42 @@ async def drive(
     base: str, gateways: list[str], phones: list[Phone], first: int, rate: float
 ) -> tuple[list[Sent], list[str]]:
     """POST one batch per phone, open-loop at `rate` a second, through the gateways in turn; the sends and
-    the failures' answers."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    the failures' answers. The client is bench/http_load.py's, which costs the shared CPU little."""
+    from bench.http_load import HttpError, Pool
+
+    pool = Pool(base, limit=200, timeout_s=10)
     sent: list[Sent] = []
     errors: list[str] = []
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
 
-        async def one(n: int, phone: Phone, at_ns: int) -> None:
-            await asyncio.sleep(max(0.0, (at_ns - time.monotonic_ns()) / 1e9))
-            body = batch_for(n, phone)
-            posted = time.monotonic_ns()
-            try:
-                gateway = {"Authorization": f"Bearer {gateways[n % len(gateways)]}"}
-                answer = await client.post("/gateway/v1/events", json=body, headers=gateway)
-                status = answer.status_code
-                prompts = int(answer.json()["prompts"]) if status == 200 else 0
-                if status != 200:
-                    errors.append(f"{status} {answer.text[:300]}")
-            except httpx.HTTPError as exc:
-                status, prompts = 0, 0
-                errors.append(f"{type(exc).__name__}: {exc}")
-            sent.append(Sent(n, at_ns, posted, time.monotonic_ns(), status, prompts))
+    async def one(n: int, phone: Phone, at_ns: int) -> None:
+        await asyncio.sleep(max(0.0, (at_ns - time.monotonic_ns()) / 1e9))
+        body = json.dumps(batch_for(n, phone)).encode()
+        gateway = {"Authorization": f"Bearer {gateways[n % len(gateways)]}"}
+        posted = time.monotonic_ns()
+        try:
+            status, answer = await pool.post("/gateway/v1/events", body, gateway)
+            prompts = int(json.loads(answer)["prompts"]) if status == 200 else 0
+            if status != 200:
+                errors.append(f"{status} {answer[:300]!r}")
+        except HttpError as exc:
+            status, prompts = 0, 0
+            errors.append(str(exc))
+        sent.append(Sent(n, at_ns, posted, time.monotonic_ns(), status, prompts))
 
-        start = time.monotonic_ns() + 200_000_000
-        step = 1e9 / rate
+    start = time.monotonic_ns() + 200_000_000
+    step = 1e9 / rate
+    try:
         await asyncio.gather(*(one(first + i, p, start + int(i * step)) for i, p in enumerate(phones)))
+    finally:
+        await pool.close()
     return sent, errors
+
+
+def run_loop(coroutine: Any) -> Any:
+    """uvloop, as the server runs: the load generator's own overhead stays small."""
+    import uvloop
+
+    return uvloop.run(coroutine)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -504,11 +514,11 @@ def measure(kind: str, rate: float, seconds: float, profile: Path | None) -> dic
     with world(kind, WARMUP + count, log, profile) as w:
         figures["setup_s"] = w.setup_s
         figures["subscribers"] = len(w.phones)
-        _, errors = asyncio.run(drive(w.base, w.gateways, w.phones[:WARMUP], 0, rate))
+        _, errors = run_loop(drive(w.base, w.gateways, w.phones[:WARMUP], 0, rate))
         load_before = os.getloadavg()[0]
         cpu_before = _cpu_s(w.pid)
         print(f"timed {count} prompts; server pid {w.pid}", file=sys.stderr, flush=True)  # for a profiler
-        sent, timed_errors = asyncio.run(drive(w.base, w.gateways, w.phones[WARMUP:], WARMUP, rate))
+        sent, timed_errors = run_loop(drive(w.base, w.gateways, w.phones[WARMUP:], WARMUP, rate))
         figures["errors"] = (errors + timed_errors)[:5]
         arrivals = wait_for_pushes(w.push, WARMUP + count, 30)  # the last pushes land (bounded)
         figures["server_cpu_s"] = _cpu_s(w.pid) - cpu_before

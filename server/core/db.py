@@ -58,9 +58,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # Sync endpoints and their session dependency run on AnyIO's thread pool (40 threads). With fewer pooled
 # connections than threads, an overloaded worker deadlocks: every thread waits for a connection, and the
 # sessions holding connections cannot finish, because their commit needs a thread too. So the pool is sized
-# above the thread limit, plus room for the delivery sender and the scheduler's jobs.
-POOL_SIZE: Final = 10
-POOL_OVERFLOW: Final = 50
+# above the thread limit, plus room for the delivery sender and the scheduler's jobs. And it keeps that many
+# open: connections above `pool_size` are closed when given back, and under load a worker opened and closed
+# one per request (a new PostgreSQL backend each time; on SQLite the WAL pragma waits for the writer).
+POOL_SIZE: Final = 45
+POOL_OVERFLOW: Final = 15
 
 
 def make_engine(database_url: str) -> Engine:
