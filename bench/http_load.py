@@ -50,26 +50,45 @@ class Pool:
             + b"\r\n"
         )
         async with self._slots:
-            connection = self._idle.pop() if self._idle else await self._open()
+            reused = bool(self._idle)
+            connection = self._idle.pop() if reused else await self._open()
             try:
-                status, answer, keep = await asyncio.wait_for(
-                    self._exchange(connection, head + body), self.timeout_s
-                )
+                status, answer, keep = await self._exchange(connection, head + body)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
                 connection.writer.close()
+                if reused and isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
+                    # The server closed a connection that sat idle past its keep-alive: once more, afresh
+                    # (what HTTP clients do; the request was not read, or it would have been answered).
+                    return await self._fresh(head + body)
                 raise HttpError(f"{type(exc).__name__}: {exc}") from exc
-            if keep:
-                self._idle.append(connection)
-            else:
-                connection.writer.close()
+            self._keep(connection, keep)
             return status, answer
+
+    async def _fresh(self, request: bytes) -> tuple[int, bytes]:
+        connection = await self._open()
+        try:
+            status, answer, keep = await self._exchange(connection, request)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+            connection.writer.close()
+            raise HttpError(f"{type(exc).__name__}: {exc}") from exc
+        self._keep(connection, keep)
+        return status, answer
+
+    def _keep(self, connection: _Connection, keep: bool) -> None:
+        if keep:
+            self._idle.append(connection)
+        else:
+            connection.writer.close()
 
     async def _open(self) -> _Connection:
         reader, writer = await asyncio.open_connection(self._host, self._port)
         return _Connection(reader, writer)
 
+    async def _exchange(self, connection: _Connection, request: bytes) -> tuple[int, bytes, bool]:
+        return await asyncio.wait_for(self._read(connection, request), self.timeout_s)
+
     @staticmethod
-    async def _exchange(connection: _Connection, request: bytes) -> tuple[int, bytes, bool]:
+    async def _read(connection: _Connection, request: bytes) -> tuple[int, bytes, bool]:
         connection.writer.write(request)
         head = await connection.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.core import const
 from server.core.config import Settings
 from server.core.const import DeliveryStatus, Outcome
+from server.core.db import write_lock
 from server.delivery import repository
 from server.delivery.providers import Provider, build_providers
 from server.delivery.providers.base import Message, Result, Target
@@ -90,6 +91,7 @@ class Outbox:
         self._in_flight = 0  # claimed and handed to a sender, not yet recorded (the outbox thread's alone)
         self._finished: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
         self._unrecorded: list[Attempt] = []  # kept over a turn that failed, recorded by the next
+        self._write_lock = write_lock(sessions)
 
     def attach(self) -> None:
         """Hand the prompts domain the secret and the wake-up, and the scheduler the sweep, through every new
@@ -156,7 +158,8 @@ class Outbox:
         self._expire.clear()
         now = self._clock()
         try:
-            with self._sessions.begin() as session:  # on SQLite every turn writes first: no lock upgrade
+            # On SQLite every turn writes first (no lock upgrade), queued behind the batcher in the process.
+            with self._write_lock, self._sessions.begin() as session:
                 self._record(session, done)
                 expired = repository.expire_due(session, now) if expire else 0
                 due = repository.claim(session, now, self.settings.delivery_lease_seconds, room)
