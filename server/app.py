@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         version="0.1.0",
         summary="Opt-in volunteer and donation prompts for charities, near their door.",
         lifespan=lifespan,
+        # No OpenTelemetry here (logs are JSON lines): FastAPI's own checked for providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -71,35 +71,42 @@ def insert_rows(
     return [tuple(row) for row in result] if returning else []
 
 
-def update_rows(connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Set each row's columns where `key` matches (every dict with the same keys, `key` among them): on
-    PostgreSQL one `UPDATE ... FROM unnest(...)`, on SQLite an executemany."""
+def update_rows(
+    connection: Connection,
+    table: Table,
+    key: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    match: Sequence[str] = (),
+    where: ColumnElement[bool] | None = None,
+) -> int:
+    """Set each row's columns where `key` (and the `match` columns, which are not set) equal the row's (every
+    dict with the same keys, these among them) and `where` holds: on PostgreSQL one `UPDATE ... FROM
+    unnest(...)`, on SQLite an executemany. Returns the number of rows updated."""
     if not rows:
-        return
+        return 0
     names = tuple(rows[0])
     postgres = connection.dialect.name == "postgresql"
+    matched = (key, *match)
 
     def build() -> Executable:
+        extra = [where] if where is not None else []
         if postgres:
             unnested = _unnest(table, names)
             return (
                 update(table)
-                .values({name: unnested.c[name] for name in names if name != key})
-                .where(table.c[key] == unnested.c[key])
+                .values({name: unnested.c[name] for name in names if name not in matched})
+                .where(*(table.c[m] == unnested.c[m] for m in matched), *extra)
             )
         return (
             update(table)
-            .values({name: bindparam(f"bulk_{name}") for name in names if name != key})
-            .where(table.c[key] == bindparam(f"bulk_{key}"))
+            .values({name: bindparam(f"bulk_{name}") for name in names if name not in matched})
+            .where(*(table.c[m] == bindparam(f"bulk_{m}") for m in matched), *extra)
         )
 
-    _execute(
-        connection,
-        _cached(("update", postgres, table.name, key, names), build),
-        table,
-        rows,
-        postgres=postgres,
-    )
+    shape = ("update", postgres, table.name, matched, names, str(where))
+    result = _execute(connection, _cached(shape, build), table, rows, postgres=postgres)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _cached(key: tuple[Any, ...], build: Callable[[], Executable]) -> Executable:

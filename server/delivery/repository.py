@@ -15,6 +15,7 @@ from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import CampaignVariant
+from server.core.bulk import update_rows
 from server.core.const import DeliveryStatus
 from server.prompts.models import Delivery, PromptDecision
 from server.subscribers.models import PushChannel
@@ -137,23 +138,22 @@ def claim(session: Session, now: datetime, lease_s: float, limit: int) -> list[D
     ]
 
 
-_FINISH = update(_deliveries).where(
-    _deliveries.c.id == bindparam("f_id"),
-    _deliveries.c.attempts == bindparam("f_attempts"),
-    _deliveries.c.status == DeliveryStatus.PENDING,
-)
-
-
 def finish(session: Session, done: Sequence[Finish]) -> int:
-    """Record attempts' outcomes, one executemany per set of columns; a row whose lease ran out and that
+    """Record attempts' outcomes, one bulk UPDATE per set of columns; a row whose lease ran out and that
     another worker claimed meanwhile (its attempts moved on) is left alone. Returns the rows recorded."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for f in done:
-        groups[tuple(sorted(f.values))].append({"f_id": f.claimed[0], "f_attempts": f.claimed[1], **f.values})
+        groups[tuple(sorted(f.values))].append({"id": f.claimed[0], "attempts": f.claimed[1], **f.values})
     recorded = 0
-    for params in groups.values():
-        result = session.execute(_FINISH, params)
-        recorded += int(getattr(result, "rowcount", 0) or 0)
+    for rows in groups.values():
+        recorded += update_rows(
+            session.connection(),
+            _deliveries,
+            "id",
+            rows,
+            match=("attempts",),
+            where=_deliveries.c.status == DeliveryStatus.PENDING,
+        )
     return recorded
 
 
