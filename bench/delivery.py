@@ -703,36 +703,41 @@ is shared, and the three processes of a run use it too.
 
 FINDINGS: Final = """### Findings
 
-- **Targets missed at 100 prompts/s on both databases; met at 50/s on SQLite.** Nothing collapses any
-  more: every POST is answered and every push arrives at 100/s, but one worker on this machine is short of
-  CPU for that rate (the server used more than a core, shared with PostgreSQL, the push service and the load
-  generator on two cores), so requests queue and the latency is queueing. At 50/s SQLite meets both
-  targets; PostgreSQL at 50/s misses both, most of it in the POST's own answer.
-- **Where a prompt's CPU goes** (py-spy `--gil` on the server at 60/s on SQLite, about 9 ms a prompt): the
-  POST's recording transaction about a quarter (a gateway batch of one event is one transaction of about
-  fifteen statements: the batcher combines only requests that arrive while another is being recorded),
-  HTTP parsing and the ASGI stack on the event loop about a sixth, the sender (claim, Web Push encryption
-  and request) about a fifth, authentication a tenth (since made one Core query). The rest is spread thin.
-- **The collapse earlier runs showed is fixed.** All 40 AnyIO threads waited for a pooled connection while
-  the connections were held by requests waiting for a thread: a request's transaction spanned the
-  dependency, the endpoint, FastAPI's response validation and the teardown, each a separate trip through
-  the thread pool. The events endpoint now holds no connection across trips (the gateway and its site are
-  read on a connection given back at once; the batch is recorded in the batcher's own session; the answer
-  is not validated a second time), so requests queue instead of deadlocking.
+- **SQLite meets both targets at 100 prompts/s; PostgreSQL misses them** (at 50/s it meets them). On
+  PostgreSQL the worker runs at about 90% of a core at 100/s, at the edge of what it can do: requests queue
+  in the batcher, and from run to run the p50 has measured from about 200 to 900 ms. The pushes themselves
+  leave within tens of milliseconds of the POST's answer on both databases.
+- **Where a prompt's CPU goes on PostgreSQL** (py-spy `--gil`, cProfile, process CPU time): about 10 ms for
+  a recording transaction whatever its size (about thirteen statements through SQLAlchemy and psycopg; a
+  trivial statement costs 121 µs of CPU through SQLAlchemy, 50 µs through psycopg alone), which the batcher
+  shares between the requests that wait together; the outbox's claim turn, which a prompt's commit wakes
+  (four round trips); the HTTP and ASGI stack on the event loop. PostgreSQL's own work (foreign-key checks
+  above all) shares the same two cores.
+- **What changed since the previous run** (p50 / p99 at 100/s then: 938 ms / 10.1 s on SQLite, 7.2 s /
+  23.8 s on PostgreSQL):
+  - the load generator: httpx's async client used about 70% of a core at 100 requests/s on the two cores
+    the server shares; bench/http_load.py is a keep-alive HTTP/1.1 client that costs little;
+  - SQLite: the batcher and the outbox queue on a lock of the process (server/core/db.py `write_lock`)
+    instead of SQLite's busy handler, which slept 1 to 100 ms whether or not the writer had finished;
+  - the pool keeps 45 connections: above 10 it opened and closed one per request (on SQLite each ran the WAL
+    pragma behind the writer; on PostgreSQL each was a new backend);
+  - PostgreSQL records with two transactions at once, so one's Python runs while the other waits;
+  - the events endpoint makes one trip through the thread pool instead of three (the runtime dependency is
+    async, the gateway is read in the endpoint's own thread); uvloop and httptools; FastAPI's OpenTelemetry
+    hooks off (none is configured);
+  - the heap built at startup is frozen out of the cyclic garbage collector, whose full passes took up to
+    200 ms;
+  - the outbox: claim statements built once, a finished push recorded by the next claim (or within 50 ms)
+    instead of a turn of its own, outcomes recorded in one `UPDATE ... FROM unnest` on PostgreSQL.
 - **The sender** (server/delivery) is a pipeline: one thread claims due rows in one statement (`UPDATE ...
   WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`), reads what the pushes need in one
   Core query and records finished sends in the same short transaction; 32 sender threads push without a
-  database connection; at most 64 sends are claimed and unrecorded. Alone it sends about 320 pushes/s at
-  under 4 ms CPU a push (table above), about three times the previous sender (102/s at 9.3 ms on SQLite,
-  76/s at 10.5 ms on PostgreSQL, measured the same day). httpx's pool serialised 32 threads on one lock, so
-  each sender thread has its own client (APNs keeps one HTTP/2 connection).
-- **What would close the gap**, not done: more worker processes (decisions about different people do not
-  wait on each other; the outbox is safe with several senders), or less Python per prompt: a gateway
-  request of one event still pays a whole transaction, and Web Push's request building in httpx is the
-  sender's largest cost.
-- **SQLite "database is locked"** seen in earlier runs were `busy_timeout` expiries behind a writer stuck in
-  that stall, not lock upgrades (pysqlite begins a transaction only at the first write), so
-  server/core/db.py keeps its transaction handling.
+  database connection (an httpx client each: one shared pool serialised them on a lock); at most 64 sends
+  are claimed and unrecorded.
+- **What would close the gap on PostgreSQL**, not done: hand a prompt's delivery to the sender from the
+  recording transaction (inserted already claimed, it would skip the claim turn), fewer statements per
+  recording transaction (campaigns and the operator's maxima cached per process with invalidation), or a
+  second worker process (people are locked, the outbox is safe with several senders).
 """
 
 

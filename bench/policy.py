@@ -504,19 +504,25 @@ A transaction has a fixed cost (about fifteen statements and a commit that waits
 cost per sighting, so one sighting alone is slow and a batch of many is cheap per sighting; under load the
 batcher makes the batches big by itself. `python -m bench.policy quick` prints the throughput figures alone.
 
-What limits it (py-spy and per-statement timings on this machine): a recording transaction costs about
-10 ms of Python for its fixed part (about fifteen statements through SQLAlchemy and psycopg, whatever the
-batch's size) and under 1 ms a sighting, and PostgreSQL about 0.15 ms a row for each of the event, visit,
-decision and delivery inserts (foreign-key checks and index upkeep), on the same two cores. With requests of
-one sighting the batcher's batches reach the number of waiting threads (32 here), and a cycle of one big
-transaction and the small one that starts while the big one's callers answer gives about 300 decisions/s;
-requests of ten give about 900. From the first try (138/s, about twenty ORM round trips a sighting) to now:
-set-based recording of a batch (people locked once in id order, one history query, events inserted once with
-their visit, decision ids drawn first so prompts are written whole), statements built once, bulk inserts as
-`unnest` arrays (psycopg parses every long multi-row VALUES text afresh: 55 µs a row), and the batcher.
-What would close the rest, not done: more worker processes (the people locks make that safe), fewer
-statements per transaction (campaigns and the operator's maxima cached per process with invalidation), or
-a leaner driver path for the few hot statements.
+What limits it (measured on this machine: cProfile and process CPU time of one transaction at a time,
+per-statement timings, PostgreSQL's auto_explain with trigger times): a recording transaction costs about
+10 ms of CPU in the worker whatever its size: about thirteen statements through SQLAlchemy and psycopg
+(a trivial statement costs 121 µs of CPU through SQLAlchemy, 50 µs through psycopg alone; binding array
+parameters is psycopg Python code), plus the decisions. PostgreSQL spends about 0.3 ms a decision on its six
+foreign-key checks alone (those on the event and visit inserted in the same transaction 80-100 µs each), more
+than on the insert and its indexes, and about as much again for the event, visit and delivery rows, on the
+same two cores. With requests of one sighting the batches reach the number of waiting threads (32 here);
+requests of ten make them ten times bigger, which is why the second row is three times the first. On
+PostgreSQL two transactions run at once (one's Python while the other waits for the database; measured
+313 against 296 decisions/s with one, 1,087 against 984 for requests of ten). From the first try (138/s,
+about twenty ORM round trips a sighting) to now: set-based recording of a batch (people locked once in id
+order, one history query, events inserted once with their visit, decision ids drawn first so prompts are
+written whole), statements built once, bulk inserts as `unnest` arrays (psycopg parses every long
+multi-row VALUES text afresh: 55 µs a row), the batcher, and an index for the visit lookup (it read every
+visit of the last minutes). What would close the rest, not done: more worker processes (the people locks
+make that safe), fewer statements per transaction (campaigns and the operator's maxima cached per process
+with invalidation; the push channels read with the people's locks), fewer foreign keys on the decision row
+(event and visit are the batch's own rows), or the hot statements on psycopg directly.
 
 ### Simulator
 
