@@ -705,7 +705,7 @@ FINDINGS: Final = """### Findings
 
 - **SQLite meets both targets at 100 prompts/s; PostgreSQL misses them** (at 50/s it meets them). On
   PostgreSQL the worker runs at about 90% of a core at 100/s, at the edge of what it can do: requests queue
-  in the batcher, and from run to run the p50 has measured from about 200 to 900 ms. The pushes themselves
+  in the batcher, and from run to run the p50 has measured from about 200 ms to 2 s. The pushes themselves
   leave within tens of milliseconds of the POST's answer on both databases.
 - **Where a prompt's CPU goes on PostgreSQL** (py-spy `--gil`, cProfile, process CPU time): about 10 ms for
   a recording transaction whatever its size (about thirteen statements through SQLAlchemy and psycopg; a
