@@ -1,6 +1,7 @@
 """The outbox sender's rules on both databases: two senders on one database (two processes) send every due
 push exactly once; a prompt that expires while its push waits for a retry is never sent; a process without a
-running sender (scheduler only) sends in the sweep's own thread."""
+running sender (scheduler only) sends in the sweep's own thread; a send's outcome is recorded only while its
+claim holds."""
 
 from __future__ import annotations
 
@@ -163,3 +164,31 @@ def test_without_a_running_sender_the_sweep_sends_in_its_own_thread(push_setting
         runtime.close()
     assert sorted(r.path for r in peer.received) == ["/push/0", "/push/1", "/push/2"]
     assert {(d.status, d.attempts) for d in deliveries(session)} == {("sent", 1)}
+
+
+def test_an_outcome_is_recorded_only_while_its_claim_holds(session, clock: Clock):
+    """A send whose lease ran out and was claimed again (its attempts moved on) must not overwrite the newer
+    claim's row; the current claim's outcome is recorded, on both databases."""
+    from server.delivery import repository
+    from server.delivery.repository import Finish
+
+    charity = make_charity(session, clock())
+    queue_pushes(session, charity, "http://127.0.0.1:9", 2, clock())
+    first = repository.claim(session, clock(), lease_s=30, limit=2)
+    session.commit()
+    assert [d.claimed[1] for d in first] == [1, 1]
+    clock.advance(31)  # both leases ran out: the rows are due again, and claimed again
+    again = repository.claim(session, clock(), lease_s=30, limit=2)
+    session.commit()
+    assert [d.claimed for d in again] == [(d.claimed[0], 2) for d in first]
+
+    stale = [Finish(d.claimed, {"status": "sent", "sent_at": clock(), "last_error": None}) for d in first]
+    assert repository.finish(session, stale) == 0  # the old claims record nothing
+    current = Finish(again[0].claimed, {"status": "sent", "sent_at": clock(), "last_error": None})
+    retry = Finish(again[1].claimed, {"next_attempt_at": clock() + timedelta(seconds=5), "last_error": "503"})
+    assert repository.finish(session, [current, retry]) == 2
+    session.commit()
+    rows = {d.id: d for d in deliveries(session, "webpush")}
+    assert rows[again[0].claimed[0]].status == "sent"
+    assert (rows[again[1].claimed[0]].status, rows[again[1].claimed[0]].last_error) == ("pending", "503")
+    assert all(d.attempts == 2 for d in rows.values())

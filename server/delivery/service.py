@@ -11,8 +11,9 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -116,12 +117,18 @@ class Outbox:
         left = self._unrecorded + self._drain()
         if left:
             try:
-                with self._sessions.begin() as session:
+                with self._transaction() as session:
                     self._record(session, left)
             except Exception:  # their leases end and another process sends them again, same Topic
                 log.exception("could not record %d sends at shutdown", len(left))
         for provider in self.providers.values():
             provider.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """Every outbox transaction writes; on SQLite it queues behind the process's other writers."""
+        with self._write_lock, self._sessions.begin() as session:
+            yield session
 
     def wake(self) -> None:
         """Something may be due now (a prompt committed)."""
@@ -158,8 +165,7 @@ class Outbox:
         self._expire.clear()
         now = self._clock()
         try:
-            # On SQLite every turn writes first (no lock upgrade), queued behind the batcher in the process.
-            with self._write_lock, self._sessions.begin() as session:
+            with self._transaction() as session:  # on SQLite every turn writes first: no lock upgrade
                 self._record(session, done)
                 expired = repository.expire_due(session, now) if expire else 0
                 due = repository.claim(session, now, self.settings.delivery_lease_seconds, room)
@@ -189,13 +195,13 @@ class Outbox:
         """Expire, claim, send and record in the caller's thread (a process without a running outbox);
         returns how many rows were claimed."""
         now = self._clock()
-        with self._sessions.begin() as session:
+        with self._transaction() as session:
             repository.expire_due(session, now)
             due = repository.claim(session, now, self.settings.delivery_lease_seconds, limit)
             sends = self._settle(session, due, now)
         attempts = list(self._pool.map(self._attempt, sends))
         if attempts:
-            with self._sessions.begin() as session:
+            with self._transaction() as session:
                 self._record(session, attempts)
         return len(due)
 

@@ -285,21 +285,7 @@ _POLICY = (
 
 def policy(session: Session) -> Policy:
     """The operator's maxima in force (quiet hours, dwell and dismissal cooldown are platform constants)."""
-    s = PlatformSettings
-    row = (
-        session.connection()
-        .execute(
-            select(
-                s.max_prompts_per_day,
-                s.max_prompts_per_week,
-                s.max_prompts_per_month,
-                s.min_org_cooldown_days,
-            )
-            .order_by(s.id)
-            .limit(1)
-        )
-        .first()
-    )
+    row = session.connection().execute(_POLICY).first()
     per_day, per_week, per_month, cooldown = row if row is not None else (1, None, None, None)
     return Policy(
         max_per_day=_given(per_day, const.DEFAULT_MAX_PER_DAY),

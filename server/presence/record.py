@@ -206,6 +206,7 @@ _PHONE_KEYS = select(_events.c.subscriber_id, _events.c.idempotency_key).where(
 )
 
 
+# What an inserted event answers with: its id and its idempotency key's owner and key.
 _EVENT_IDS = [_events.c.id, _events.c.gateway_id, _events.c.subscriber_id, _events.c.idempotency_key]
 
 
@@ -233,12 +234,7 @@ def _insert_events(session: Session, events: list[tuple[Pending, int, int]]) -> 
             session.connection(),
             _events,
             rows,
-            returning=[
-                _events.c.id,
-                _events.c.gateway_id,
-                _events.c.subscriber_id,
-                _events.c.idempotency_key,
-            ],
+            returning=_EVENT_IDS,
             # The predicate must be a literal: PostgreSQL infers a partial index only from a provable WHERE.
             conflict=[("subscriber_id" if source == "phone" else "gateway_id"), "idempotency_key"],
             conflict_where=text(PHONE_ROWS) if source == "phone" else None,
