@@ -17,6 +17,7 @@ from server.cli import app as cli
 from server.core.config import get_settings
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
 from server.prompts.models import PromptDecision
+from server.retention.repository import delete_visits_before
 from server.retention.tasks import JOBS
 from server.tenancy.models import PlatformSettings
 from tests.conftest import Clock
@@ -110,6 +111,25 @@ def test_the_job_rolls_up_then_purges_what_is_older_than_14_days(quiet_client, s
     kept = session.get_one(PromptDecision, old_decision.id)
     assert (kept.event_id, kept.visit_id) == (None, None)
     assert count(session, PromptDecision) == 2
+
+
+def test_a_purged_visit_is_unlinked_from_the_events_and_decisions_kept(quiet_client, session, clock: Clock):
+    """Events and visits are purged in separate batches, so a visit can go while some of its events stay (a
+    batch of events cut short by its limit). The links have no foreign key: the purge itself cuts them."""
+    walk_past(quiet_client, session, clock)
+    old_visit = session.scalars(select(Visit).order_by(Visit.id)).first()
+    assert old_visit is not None
+
+    assert delete_visits_before(session, OLD + timedelta(days=1), limit=100) == 1
+    session.commit()
+
+    session.expire_all()
+    assert session.get(Visit, old_visit.id) is None
+    linked = select(func.count()).where(ProximityEvent.visit_id == old_visit.id)
+    assert session.scalar(linked) == 0
+    assert session.scalar(select(func.count()).where(PromptDecision.visit_id == old_visit.id)) == 0
+    assert count(session, ProximityEvent) == 3  # the events themselves stay, unlinked
+    assert session.scalar(select(func.count()).where(ProximityEvent.visit_id.is_(None))) == 2
 
 
 def test_running_twice_changes_nothing(quiet_client, session, clock: Clock):

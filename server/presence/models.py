@@ -66,7 +66,8 @@ class ProximityEvent(Base):
     subscriber_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
-    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="SET NULL"), index=True)
+    # No foreign key, for the reason PromptDecision.visit_id gives; the retention purge unlinks it.
+    visit_id: Mapped[int | None] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(String(8))
     observed_at: Mapped[datetime] = mapped_column(index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

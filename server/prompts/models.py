@@ -22,8 +22,12 @@ class PromptDecision(Base):
     # No index of its own: the unique key above starts with it (histories, erasure).
     subscriber_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
-    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="SET NULL"))
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("proximity_events.id", ondelete="SET NULL"))
+    # The visit and the event are rows of the decision's own batch, written in the same transaction. They
+    # carry no foreign key: PostgreSQL's check of a row inserted by the same transaction cost about 55 µs,
+    # two of them a quarter of a decision's time in the database. Their only deletion, the retention purge,
+    # unlinks them itself (through these indexes); erasure deletes the person's decisions with them.
+    visit_id: Mapped[int | None] = mapped_column(index=True)
+    event_id: Mapped[int | None] = mapped_column(index=True)
     campaign_id: Mapped[int | None] = mapped_column(
         ForeignKey("campaigns.id", ondelete="SET NULL"), index=True
     )

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -115,7 +115,7 @@ def delete_events_before(session: Session, cutoff: datetime, limit: int) -> int:
     """Delete up to `limit` proximity events (gateway and phone) observed before `cutoff`.
 
     Rows another worker is deleting are skipped on PostgreSQL, so concurrent purges neither wait nor deadlock.
-    Prompt decisions keep their row; their link to the event is set NULL by the foreign key.
+    Prompt decisions keep their row; their link to the event is cut here (it has no foreign key).
     """
     ids = session.scalars(
         select(ProximityEvent.id)
@@ -126,13 +126,15 @@ def delete_events_before(session: Session, cutoff: datetime, limit: int) -> int:
     ).all()
     if not ids:
         return 0  # no write at all when there is nothing to do: SQLite has one writer at a time
+    session.execute(update(PromptDecision).where(PromptDecision.event_id.in_(ids)).values(event_id=None))
     result = session.execute(delete(ProximityEvent).where(ProximityEvent.id.in_(ids)))
     assert isinstance(result, CursorResult)
     return result.rowcount
 
 
 def delete_visits_before(session: Session, cutoff: datetime, limit: int) -> int:
-    """Delete up to `limit` visits last seen before `cutoff` (decisions keep their row, unlinked)."""
+    """Delete up to `limit` visits last seen before `cutoff`; decisions and events that are kept are unlinked
+    from them here (the links have no foreign key)."""
     ids = session.scalars(
         select(Visit.id)
         .where(Visit.last_seen_at < cutoff)
@@ -142,6 +144,8 @@ def delete_visits_before(session: Session, cutoff: datetime, limit: int) -> int:
     ).all()
     if not ids:
         return 0
+    session.execute(update(PromptDecision).where(PromptDecision.visit_id.in_(ids)).values(visit_id=None))
+    session.execute(update(ProximityEvent).where(ProximityEvent.visit_id.in_(ids)).values(visit_id=None))
     result = session.execute(delete(Visit).where(Visit.id.in_(ids)))
     assert isinstance(result, CursorResult)
     return result.rowcount
