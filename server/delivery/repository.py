@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from server.campaigns.models import CampaignVariant
 from server.core.bulk import update_rows
 from server.core.const import DeliveryStatus
+from server.core.listparam import in_list
 from server.prompts.models import Delivery, PromptDecision
 from server.subscribers.models import PushChannel
 
@@ -117,7 +118,7 @@ _CLAIMED = (
         .outerjoin(_channels, _c.id == _d.channel_id)
         .outerjoin(_variants, _v.id == _p.variant_id)
     )
-    .where(_d.id.in_(bindparam("ids", expanding=True)))
+    .where(in_list(_d.id, "ids"))
     .order_by(_d.id)
 )
 

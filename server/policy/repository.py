@@ -10,11 +10,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     Date,
     Integer,
     String,
-    bindparam,
     func,
     literal,
     null,
@@ -27,6 +25,7 @@ from sqlalchemy.orm import Session
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core import const
 from server.core.const import Outcome, ResponseKind
+from server.core.listparam import in_list
 from server.policy.decide import CampaignOption, OwnCaps, PastPrompt, Person, Policy, VariantOption
 from server.policy.simulate import Answer, Recording, Sighting, SiteInfo
 from server.policy.simulate import Exclusion as ExclusionAt
@@ -48,13 +47,12 @@ class PersonRow:
 
 
 # The live path's statements are built once: building a select costs more Python than executing its cached
-# compiled form. Lists of ids are expanding bind parameters.
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+# compiled form. Lists of ids are list parameters (`in_list`): one statement text whatever their length.
 _PERSON = select(Subscriber.id, Subscriber.scopes, Subscriber.language, Subscriber.preferences).where(
-    Subscriber.id.in_(_IDS)
+    in_list(Subscriber.id, "ids")
 )
 _LOCK_PG = _PERSON.order_by(Subscriber.id).with_for_update(key_share=True)
-_LOCK_SQLITE = update(Subscriber).where(Subscriber.id.in_(_IDS)).values(version=Subscriber.version)
+_LOCK_SQLITE = update(Subscriber).where(in_list(Subscriber.id, "ids")).values(version=Subscriber.version)
 
 
 def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PersonRow]:
@@ -101,7 +99,7 @@ _CAMPAIGNS = (
     .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
     .join(Organisation, Organisation.id == Campaign.organisation_id)
     .outerjoin(CampaignVariant, CampaignVariant.campaign_id == Campaign.id)
-    .where(CampaignSite.site_id.in_(_IDS))
+    .where(in_list(CampaignSite.site_id, "ids"))
     .order_by(CampaignSite.site_id, Campaign.id, CampaignVariant.id)
 )
 _ACTIVE_CAMPAIGNS = _CAMPAIGNS.where(Campaign.status == "active")
@@ -177,7 +175,7 @@ _HISTORY = union_all(
         null().cast(String).label("answer"),
     )
     .outerjoin(Campaign, Campaign.id == PromptDecision.campaign_id)
-    .where(PromptDecision.subscriber_id.in_(_IDS), PromptDecision.outcome == Outcome.PROMPTED),
+    .where(in_list(PromptDecision.subscriber_id, "ids"), PromptDecision.outcome == Outcome.PROMPTED),
     select(
         literal(_ANSWERS),
         PromptDecision.subscriber_id,
@@ -190,7 +188,7 @@ _HISTORY = union_all(
     )
     .join(PromptDecision, PromptDecision.id == PromptResponse.decision_id)
     .where(
-        PromptDecision.subscriber_id.in_(_IDS),
+        in_list(PromptDecision.subscriber_id, "ids"),
         PromptDecision.campaign_id.is_not(None),
         PromptResponse.kind.in_([ResponseKind.DISMISSED, ResponseKind.ACCEPTED]),
     ),
@@ -203,7 +201,7 @@ _HISTORY = union_all(
         Exclusion.organisation_id,
         null().cast(Integer),
         null().cast(String),
-    ).where(Exclusion.subscriber_id.in_(_IDS)),
+    ).where(in_list(Exclusion.subscriber_id, "ids")),
 )
 
 
@@ -248,8 +246,8 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
 _BUDGETS = (
     select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
     .where(
-        PromptDecision.campaign_id.in_(_IDS),
-        PromptDecision.local_day.in_(bindparam("days", expanding=True)),
+        in_list(PromptDecision.campaign_id, "ids"),
+        in_list(PromptDecision.local_day, "days"),
         PromptDecision.outcome == Outcome.PROMPTED,
     )
     .group_by(PromptDecision.local_day, PromptDecision.campaign_id)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from server.core.bulk import insert_rows, update_rows
 from server.core.const import EventKind
+from server.core.listparam import in_list
 from server.policy.decide import NOT_YET
 from server.policy.live import Decider, SiteRef
 from server.policy.repository import lock_people
@@ -196,13 +197,13 @@ def _key(item: Pending) -> tuple[str, Any, str]:
 
 _events = cast(Table, ProximityEvent.__table__)
 _GATEWAY_KEYS = select(_events.c.gateway_id, _events.c.idempotency_key).where(
-    _events.c.gateway_id.in_(bindparam("owners", expanding=True)),
-    _events.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+    in_list(_events.c.gateway_id, "owners"),
+    in_list(_events.c.idempotency_key, "keys"),
 )
 _PHONE_KEYS = select(_events.c.subscriber_id, _events.c.idempotency_key).where(
     text(PHONE_ROWS),
-    _events.c.subscriber_id.in_(bindparam("owners", expanding=True)),
-    _events.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+    in_list(_events.c.subscriber_id, "owners"),
+    in_list(_events.c.idempotency_key, "keys"),
 )
 
 
@@ -273,8 +274,8 @@ _RECENT_VISITS = select(
     Visit.min_distance_m,
     Visit.decided_at,
 ).where(
-    Visit.subscriber_id.in_(bindparam("people", expanding=True)),
-    Visit.site_id.in_(bindparam("sites", expanding=True)),
+    in_list(Visit.subscriber_id, "people"),
+    in_list(Visit.site_id, "sites"),
     Visit.last_seen_at >= bindparam("since"),
 )
 

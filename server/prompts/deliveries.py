@@ -8,12 +8,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.orm import Session
 
 from server.core.bulk import insert_rows, update_rows
 from server.core.config import get_settings
 from server.core.const import ChannelKind, DeliveryStatus
+from server.core.listparam import in_list
 from server.core.security import hash_token
 from server.prompts.models import Delivery, PromptDecision
 from server.prompts.tokens import SECRET_INFO, WAKE_INFO, landing_token
@@ -39,9 +40,7 @@ def create_deliveries(session: Session, decision: PromptDecision) -> list[Delive
 
 _CHANNELS = (
     select(PushChannel.id, PushChannel.subscriber_id, PushChannel.kind)
-    .where(
-        PushChannel.subscriber_id.in_(bindparam("people", expanding=True)), PushChannel.retired_at.is_(None)
-    )
+    .where(in_list(PushChannel.subscriber_id, "people"), PushChannel.retired_at.is_(None))
     .order_by(PushChannel.id)
 )
 
