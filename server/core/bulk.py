@@ -37,6 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement, TextClause
 
+from server.core import direct
+
 _built: dict[tuple[Any, ...], Executable] = {}
 _lock = threading.Lock()
 
@@ -74,7 +76,11 @@ def insert_rows(
         plain = insert(table)
         return plain.returning(*returning) if returning else plain
 
-    result = _execute(connection, _cached(key, build), table, rows, postgres=postgres)
+    statement = _cached(key, build)
+    if postgres:
+        found = direct.rows(connection, statement, {"bulk_rows": rows_json(rows)})
+        return [tuple(row) for row in found] if returning else []
+    result = _execute(connection, statement, rows)
     return [tuple(row) for row in result] if returning else []
 
 
@@ -112,7 +118,10 @@ def update_rows(
         )
 
     shape = ("update", postgres, table.name, matched, names, str(where))
-    result = _execute(connection, _cached(shape, build), table, rows, postgres=postgres)
+    statement = _cached(shape, build)
+    if postgres:
+        return direct.count(connection, statement, {"bulk_rows": rows_json(rows)})
+    result = _execute(connection, statement, rows)
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -139,15 +148,9 @@ def _recordset(table: Table, names: tuple[str, ...]) -> Any:
 
 
 def _execute(
-    connection: Connection,
-    statement: Executable,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    *,
-    postgres: bool,
+    connection: Connection, statement: Executable, rows: Sequence[dict[str, Any]]
 ) -> CursorResult[Any]:
-    if postgres:  # one JSON document
-        return connection.execute(statement, {"bulk_rows": rows_json(rows)})
+    """SQLite: an executemany."""
     if isinstance(statement, Insert):  # executemany with the columns' own names
         return connection.execute(statement, list(rows))
     names = tuple(rows[0])

@@ -16,6 +16,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     union_all,
     update,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
-from server.core import const
+from server.core import const, direct
 from server.core.const import Outcome, ResponseKind
 from server.core.listparam import in_list
 from server.policy.decide import CampaignOption, OwnCaps, PastPrompt, Person, Policy, VariantOption
@@ -68,10 +69,10 @@ def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[u
         return {}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(_LOCK_PG, ids)
+        rows = direct.rows(connection, _LOCK_PG, ids)
     else:
         connection.execute(_LOCK_SQLITE, ids)
-        rows = connection.execute(_PERSON, ids)
+        rows = direct.rows(connection, _PERSON, ids)
     return {row[0]: PersonRow(*row) for row in rows}
 
 
@@ -114,7 +115,7 @@ def campaigns_at_sites(
     query = _ACTIVE_CAMPAIGNS if active_only else _CAMPAIGNS
     campaigns: dict[tuple[int, int], tuple[Any, ...]] = {}
     variants: dict[tuple[int, int], list[VariantOption]] = {}
-    for row in session.connection().execute(query, {"ids": ids}):
+    for row in direct.rows(session.connection(), query, {"ids": ids}):
         key = (row[0], row[1])
         campaigns.setdefault(key, tuple(row[1:15]))
         found = variants.setdefault(key, [])
@@ -190,7 +191,9 @@ _HISTORY = union_all(
     .where(
         in_list(PromptDecision.subscriber_id, "ids"),
         PromptDecision.campaign_id.is_not(None),
-        PromptResponse.kind.in_([ResponseKind.DISMISSED, ResponseKind.ACCEPTED]),
+        # Comparisons, not a literal IN: an IN list is rendered per execution, so the statement could not
+        # run directly (server.core.direct).
+        or_(PromptResponse.kind == ResponseKind.DISMISSED, PromptResponse.kind == ResponseKind.ACCEPTED),
     ),
     select(
         literal(_EXCLUSIONS),
@@ -219,8 +222,8 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
     )
     if not ids:
         return found
-    for part, person, at, day, number, org_id, campaign_id, answer in session.connection().execute(
-        _HISTORY, {"ids": ids}
+    for part, person, at, day, number, org_id, campaign_id, answer in direct.rows(
+        session.connection(), _HISTORY, {"ids": ids}
     ):
         if person is None:
             continue
@@ -261,7 +264,7 @@ def budgets_used(
     day_list, ids = sorted(set(days)), sorted(set(campaign_ids))
     if not day_list or not ids:
         return {}
-    rows = session.connection().execute(_BUDGETS, {"ids": ids, "days": day_list})
+    rows = direct.rows(session.connection(), _BUDGETS, {"ids": ids, "days": day_list})
     return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None}
 
 
@@ -283,8 +286,8 @@ _POLICY = (
 
 def policy(session: Session) -> Policy:
     """The operator's maxima in force (quiet hours, dwell and dismissal cooldown are platform constants)."""
-    row = session.connection().execute(_POLICY).first()
-    per_day, per_week, per_month, cooldown = row if row is not None else (1, None, None, None)
+    found = direct.rows(session.connection(), _POLICY)
+    per_day, per_week, per_month, cooldown = found[0] if found else (1, None, None, None)
     return Policy(
         max_per_day=_given(per_day, const.DEFAULT_MAX_PER_DAY),
         max_per_week=_given(per_week, const.DEFAULT_MAX_PER_WEEK),

@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from server.core import direct
 from server.core.bulk import insert_rows
 from server.core.const import Outcome
 from server.policy.decide import Decision, Reason
@@ -122,7 +123,7 @@ def _new_ids(session: Session, count: int) -> list[int] | None:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return None
-    return list(connection.execute(_NEW_IDS, {"n": count}).scalars())
+    return [row[0] for row in direct.rows(connection, _NEW_IDS, {"n": count})]
 
 
 def _row(d: Decided, decision: Decision, slot: int | None, ttl_s: int) -> dict[str, Any]:

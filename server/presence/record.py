@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
+from server.core import direct
 from server.core.bulk import insert_rows, update_rows
 from server.core.const import EventKind
 from server.core.listparam import in_list
@@ -219,7 +220,7 @@ def _stored_keys(session: Session, items: list[Pending]) -> set[tuple[str, Any, 
         if not keys:
             continue
         params = {"owners": sorted({k[1] for k in keys}), "keys": sorted({k[2] for k in keys})}
-        found |= {(source, owner, key) for owner, key in session.connection().execute(query, params)}
+        found |= {(source, owner, key) for owner, key in direct.rows(session.connection(), query, params)}
     return found
 
 
@@ -294,8 +295,10 @@ class _VisitBook:
         since = min(item.sighting.observed_at for item in items) - gap
         people = {item.subscriber_id for item in items}
         sites = {item.site.id for item in items}
-        rows = session.connection().execute(
-            _RECENT_VISITS, {"people": sorted(people), "sites": sorted(sites), "since": since}
+        rows = direct.rows(
+            session.connection(),
+            _RECENT_VISITS,
+            {"people": sorted(people), "sites": sorted(sites), "since": since},
         )
         return cls([_Visit(*row) for row in rows], gap)
 

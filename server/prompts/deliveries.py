@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, event, select
 from sqlalchemy.orm import Session
 
+from server.core import direct
 from server.core.bulk import insert_rows, update_rows
 from server.core.config import get_settings
 from server.core.const import ChannelKind, DeliveryStatus
@@ -70,8 +71,8 @@ def queue_prompts(
         )
     people = {subscriber_id for _, subscriber_id, _ in prompts}
     channels: dict[uuid.UUID, list[tuple[int, str]]] = {}
-    for channel_id, subscriber_id, kind in session.connection().execute(
-        _CHANNELS, {"people": sorted(people)}
+    for channel_id, subscriber_id, kind in direct.rows(
+        session.connection(), _CHANNELS, {"people": sorted(people)}
     ):
         channels.setdefault(subscriber_id, []).append((channel_id, kind))
     rows: list[dict[str, Any]] = []
