@@ -22,6 +22,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 Processor = Callable[[Any], Any]
+Query = tuple[Executable, Mapping[str, Any]]  # a statement and its parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,37 @@ _lock = threading.Lock()
 def rows(connection: Connection, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Any]:
     """The statement's result rows (tuples on PostgreSQL, SQLAlchemy rows elsewhere; index them)."""
     if connection.dialect.name != "postgresql":
-        return list(connection.execute(statement, dict(params or {})))
+        result = connection.execute(statement, dict(params or {}))
+        return list(result) if result.returns_rows else []
     compiled, cursor = _run(connection, statement, params)
+    return _rows(compiled, cursor)
+
+
+def pipelined(connection: Connection, queries: Sequence[Query]) -> list[list[Any]]:
+    """Run the statements one after the other and answer each one's rows, on PostgreSQL in one round trip
+    (psycopg's pipeline mode: all are sent, then all answers read; the server still runs them in order, so
+    a lock taken by one holds for those after it)."""
+    if connection.dialect.name != "postgresql":
+        return [rows(connection, statement, params) for statement, params in queries]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    sent = []
+    sql = None
+    values: dict[str, Any] = {}
+    try:
+        with driver.pipeline():
+            for statement, params in queries:
+                compiled = _compile(statement, connection.dialect)
+                sql, values = compiled.sql, _values(compiled, params)
+                cursor = driver.cursor()
+                cursor.execute(sql, values)
+                sent.append((compiled, cursor))
+    except BaseException as error:
+        connection._handle_dbapi_exception(error, sql, values, None, None)
+    return [_rows(compiled, cursor) for compiled, cursor in sent]
+
+
+def _rows(compiled: _Compiled, cursor: Any) -> list[Any]:
     if cursor.description is None:
         return []
     found: list[Any] = cursor.fetchall()
@@ -67,10 +97,7 @@ def _run(
     connection: Connection, statement: Executable, params: Mapping[str, Any] | None
 ) -> tuple[_Compiled, Any]:
     compiled = _compile(statement, connection.dialect)
-    values = dict(compiled.fixed)
-    for name, value in (params or {}).items():
-        process = compiled.binds.get(name)
-        values[name] = value if process is None or value is None else process(value)
+    values = _values(compiled, params)
     # The connection's own DBAPI connection: the same transaction SQLAlchemy began for the session.
     cursor = connection.connection.cursor()
     try:
@@ -80,6 +107,14 @@ def _run(
         # connection that was lost is invalidated so that the pool does not hand it out again.
         connection._handle_dbapi_exception(error, compiled.sql, values, cursor, None)
     return compiled, cursor
+
+
+def _values(compiled: _Compiled, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    values = dict(compiled.fixed)
+    for name, value in (params or {}).items():
+        process = compiled.binds.get(name)
+        values[name] = value if process is None or value is None else process(value)
+    return values
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled:

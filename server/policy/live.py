@@ -5,12 +5,15 @@ then each sighting is decided in order on what the earlier ones of the batch dec
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server.core import direct
+from server.core.direct import Query
 from server.policy import repository
 from server.policy.decide import (
     CampaignOption,
@@ -58,6 +61,35 @@ def as_person(row: PersonRow, found: Histories) -> Person:
     )
 
 
+class DeciderLoad:
+    """What a Decider for these people and moments needs, as queries that can go in one round trip with the
+    batch's other reads (`queries`), and the Decider made of their answers (`decider`)."""
+
+    def __init__(self, people: Iterable[uuid.UUID], moments: Iterable[tuple[SiteRef, datetime]]) -> None:
+        when = list(moments)
+        days = {day for site, now in when if (day := local_day(site, now)) is not None}
+        sites = {site.id for site, _ in when}
+        self.queries: list[Query] = [
+            repository.histories_query(people),
+            repository.campaigns_query(sites),
+            repository.budgets_at_sites_query(days, sites),
+            repository.POLICY_QUERY,
+        ]
+        self._sites = sorted(sites)
+
+    def decider(self, answers: Sequence[list[Any]], people: Iterable[PersonRow]) -> Decider:
+        """`answers`: the rows of `queries`, in their order."""
+        history_rows, campaign_rows, budget_rows, policy_rows = answers
+        found = repository.histories_of(history_rows)
+        return Decider(
+            repository.policy_of(policy_rows),
+            repository.campaigns_of(campaign_rows, self._sites),
+            {row.id: as_person(row, found) for row in people},
+            found,
+            repository.budgets_of(budget_rows),
+        )
+
+
 class Decider:
     """Decides the sightings of one batch. Not shared between transactions: its state is the batch's."""
 
@@ -80,20 +112,10 @@ class Decider:
         cls, session: Session, people: Iterable[PersonRow], moments: Iterable[tuple[SiteRef, datetime]]
     ) -> Decider:
         """Load for these people (already locked, when the decisions will be recorded) and for decisions at
-        these (site, time) moments: six queries whatever the batch's size."""
-        rows, when = list(people), list(moments)
-        found = repository.histories(session, (row.id for row in rows))
-        days = {day for site, now in when if (day := local_day(site, now)) is not None}
-        campaigns = repository.campaigns_at_sites(session, (site.id for site, _ in when))
-        campaign_ids = {c.id for options in campaigns.values() for c in options if c.daily_budget is not None}
-        budgets = repository.budgets_used(session, days, campaign_ids)
-        return cls(
-            repository.policy(session),
-            campaigns,
-            {row.id: as_person(row, found) for row in rows},
-            found,
-            budgets,
-        )
+        these (site, time) moments: four queries in one round trip, whatever the batch's size."""
+        rows = list(people)
+        plan = DeciderLoad((row.id for row in rows), moments)
+        return plan.decider(direct.pipelined(session.connection(), plan.queries), rows)
 
     def decide(self, subscriber_id: uuid.UUID, site: SiteRef, now: datetime, dwell_s: float) -> Decision:
         """The decision for this person at this site now; a prompt counts at once for the later ones."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core import const, direct
 from server.core.const import Outcome, ResponseKind
+from server.core.direct import Query
 from server.core.listparam import in_list
 from server.policy.decide import CampaignOption, OwnCaps, PastPrompt, Person, Policy, VariantOption
 from server.policy.simulate import Answer, Recording, Sighting, SiteInfo
@@ -56,6 +57,19 @@ _LOCK_PG = _PERSON.order_by(Subscriber.id).with_for_update(key_share=True)
 _LOCK_SQLITE = update(Subscriber).where(in_list(Subscriber.id, "ids")).values(version=Subscriber.version)
 
 
+def lock_queries(dialect: str, subscriber_ids: Iterable[uuid.UUID]) -> list[Query]:
+    """The statements of `lock_people`, to run with others in one round trip; the last one's rows are the
+    people (`people_of`). None for no one."""
+    ids = {"ids": sorted(set(subscriber_ids))}
+    if dialect == "postgresql":
+        return [(_LOCK_PG, ids)]
+    return [(_LOCK_SQLITE, ids), (_PERSON, ids)]
+
+
+def people_of(rows: Iterable[Any]) -> dict[uuid.UUID, PersonRow]:
+    return {row[0]: PersonRow(*row) for row in rows}
+
+
 def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PersonRow]:
     """Serialise decisions about these people until the transaction ends and read them; people who no longer
     exist (withdrawn) are missing from the answer.
@@ -64,16 +78,11 @@ def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[u
     UPDATE, not FOR UPDATE, because concurrent sightings' inserts hold FOR KEY SHARE on these rows through
     their foreign keys. SQLite: a write takes the database's single write lock first, so a deferred
     transaction cannot read and then fail to upgrade."""
-    ids = {"ids": sorted(set(subscriber_ids))}
-    if not ids["ids"]:
+    ids = sorted(set(subscriber_ids))
+    if not ids:
         return {}
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        rows = direct.rows(connection, _LOCK_PG, ids)
-    else:
-        connection.execute(_LOCK_SQLITE, ids)
-        rows = direct.rows(connection, _PERSON, ids)
-    return {row[0]: PersonRow(*row) for row in rows}
+    return people_of(direct.pipelined(connection, lock_queries(connection.dialect.name, ids))[-1])
 
 
 _CAMPAIGNS = (
@@ -106,22 +115,29 @@ _CAMPAIGNS = (
 _ACTIVE_CAMPAIGNS = _CAMPAIGNS.where(Campaign.status == "active")
 
 
+def campaigns_query(site_ids: Iterable[int], *, active_only: bool = True) -> Query:
+    return (_ACTIVE_CAMPAIGNS if active_only else _CAMPAIGNS, {"ids": sorted(set(site_ids))})
+
+
 def campaigns_at_sites(
     session: Session, site_ids: Iterable[int], *, active_only: bool = True
 ) -> dict[int, list[CampaignOption]]:
     """The campaigns at these sites with their charity's caps and their variants, in one query of plain
     columns; every site asked for has an entry."""
-    ids = sorted(set(site_ids))
-    query = _ACTIVE_CAMPAIGNS if active_only else _CAMPAIGNS
+    query = campaigns_query(site_ids, active_only=active_only)
+    return campaigns_of(direct.rows(session.connection(), *query), query[1]["ids"])
+
+
+def campaigns_of(rows: Iterable[Any], site_ids: Iterable[int]) -> dict[int, list[CampaignOption]]:
     campaigns: dict[tuple[int, int], tuple[Any, ...]] = {}
     variants: dict[tuple[int, int], list[VariantOption]] = {}
-    for row in direct.rows(session.connection(), query, {"ids": ids}):
+    for row in rows:
         key = (row[0], row[1])
         campaigns.setdefault(key, tuple(row[1:15]))
         found = variants.setdefault(key, [])
         if row[15] is not None:
             found.append(VariantOption(row[15], row[16], row[17]))
-    at_site: dict[int, list[CampaignOption]] = {site_id: [] for site_id in ids}
+    at_site: dict[int, list[CampaignOption]] = {site_id: [] for site_id in site_ids}
     for (site_id, campaign_id), c in campaigns.items():
         at_site[site_id].append(
             CampaignOption(
@@ -208,10 +224,18 @@ _HISTORY = union_all(
 )
 
 
+def histories_query(subscriber_ids: Iterable[uuid.UUID]) -> Query:
+    return (_HISTORY, {"ids": sorted(set(subscriber_ids))})
+
+
 def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Histories:
     """Every prompt these people were given (a handful a month each at most), their answers and exclusions,
     in one query whatever the number of people."""
-    ids = sorted(set(subscriber_ids))
+    query = histories_query(subscriber_ids)
+    return histories_of(direct.rows(session.connection(), *query) if query[1]["ids"] else [])
+
+
+def histories_of(rows: Iterable[Any]) -> Histories:
     found = Histories(
         defaultdict(list),
         defaultdict(int),
@@ -220,11 +244,7 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
         defaultdict(set),
         defaultdict(set),
     )
-    if not ids:
-        return found
-    for part, person, at, day, number, org_id, campaign_id, answer in direct.rows(
-        session.connection(), _HISTORY, {"ids": ids}
-    ):
+    for part, person, at, day, number, org_id, campaign_id, answer in rows:
         if person is None:
             continue
         if part == _PROMPTS:
@@ -246,15 +266,30 @@ def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Historie
     return found
 
 
+_BUDGETED = in_list(PromptDecision.local_day, "days"), PromptDecision.outcome == Outcome.PROMPTED
 _BUDGETS = (
     select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
+    .where(in_list(PromptDecision.campaign_id, "ids"), *_BUDGETED)
+    .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
+)
+# The same for the campaigns with a budget at these sites: it needs no answer of the campaigns' query first,
+# so both go in one round trip.
+_BUDGETS_AT_SITES = (
+    select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
     .where(
-        in_list(PromptDecision.campaign_id, "ids"),
-        in_list(PromptDecision.local_day, "days"),
-        PromptDecision.outcome == Outcome.PROMPTED,
+        PromptDecision.campaign_id.in_(
+            select(CampaignSite.campaign_id)
+            .join(Campaign, Campaign.id == CampaignSite.campaign_id)
+            .where(in_list(CampaignSite.site_id, "sites"), Campaign.daily_budget.is_not(None))
+        ),
+        *_BUDGETED,
     )
     .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
 )
+
+
+def budgets_at_sites_query(days: Iterable[date], site_ids: Iterable[int]) -> Query:
+    return (_BUDGETS_AT_SITES, {"days": sorted(set(days)), "sites": sorted(set(site_ids))})
 
 
 def budgets_used(
@@ -264,7 +299,10 @@ def budgets_used(
     day_list, ids = sorted(set(days)), sorted(set(campaign_ids))
     if not day_list or not ids:
         return {}
-    rows = direct.rows(session.connection(), _BUDGETS, {"ids": ids, "days": day_list})
+    return budgets_of(direct.rows(session.connection(), _BUDGETS, {"ids": ids, "days": day_list}))
+
+
+def budgets_of(rows: Iterable[Any]) -> dict[tuple[date, int], int]:
     return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None}
 
 
@@ -284,10 +322,16 @@ _POLICY = (
 )
 
 
+POLICY_QUERY: Query = (_POLICY, {})
+
+
 def policy(session: Session) -> Policy:
     """The operator's maxima in force (quiet hours, dwell and dismissal cooldown are platform constants)."""
-    found = direct.rows(session.connection(), _POLICY)
-    per_day, per_week, per_month, cooldown = found[0] if found else (1, None, None, None)
+    return policy_of(direct.rows(session.connection(), *POLICY_QUERY))
+
+
+def policy_of(rows: Sequence[Any]) -> Policy:
+    per_day, per_week, per_month, cooldown = rows[0] if rows else (1, None, None, None)
     return Policy(
         max_per_day=_given(per_day, const.DEFAULT_MAX_PER_DAY),
         max_per_week=_given(per_week, const.DEFAULT_MAX_PER_WEEK),

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from server.core import direct
 from server.core.bulk import insert_rows, update_rows
 from server.core.const import EventKind
+from server.core.direct import Query
 from server.core.listparam import in_list
 from server.policy.decide import NOT_YET
-from server.policy.live import Decider, SiteRef
-from server.policy.repository import lock_people
+from server.policy.live import DeciderLoad, SiteRef
+from server.policy.repository import lock_queries, people_of
 from server.policy.service import Decided, DecisionRecord, record_decisions
 from server.presence.models import PHONE_ROWS, ProximityEvent, Visit
 from server.sites.models import Gateway
@@ -94,31 +95,6 @@ def record_sightings(
     gateways_seen: Iterable[tuple[int, datetime]] = (),
 ) -> list[Recorded]:
     """Record a batch (results in its order); the caller commits. `gateways_seen` updates fleet health."""
-    for gateway_id, at in gateways_seen:
-        # First, before any person's lock: batches of one gateway wait on its row, never the other way round.
-        session.connection().execute(
-            update(Gateway)
-            .where(Gateway.id == gateway_id)
-            .values(last_seen_at=at)
-            .execution_options(synchronize_session=False)
-        )
-    people = lock_people(session, (item.subscriber_id for item in items))
-    results: list[Recorded] = [Recorded(unknown=True)] * len(items)
-    known = [n for n, item in enumerate(items) if item.subscriber_id in people]
-    # The people are locked, so no other transaction can store one of their keys meanwhile: the keys stored
-    # before are the duplicates (and so is a key's second appearance in the batch). Knowing that first, the
-    # events are inserted once with their visit instead of inserted and then updated.
-    seen = _stored_keys(session, [items[n] for n in known])
-    fresh: list[int] = []  # positions in the batch
-    for n in known:
-        key = _key(items[n])
-        if key in seen:
-            results[n] = Recorded(duplicate=True)
-        else:
-            seen.add(key)
-            fresh.append(n)
-    if not fresh:
-        return results
     ttl = timedelta(seconds=config.prompt_ttl_s)
 
     def may_decide(item: Pending) -> bool:
@@ -126,17 +102,58 @@ def record_sightings(
             item.sighting.kind is not EventKind.EXIT and item.received_at - item.sighting.observed_at <= ttl
         )
 
-    candidates = [items[n] for n in fresh if may_decide(items[n])]
-    decider = (
-        Decider.load(
-            session,
-            [people[p] for p in {item.subscriber_id for item in candidates}],
-            [(item.site, item.received_at) for item in candidates],
-        )
-        if candidates
+    # Every read of the batch in one round trip, in this order: the gateways' rows first, before any person's
+    # lock (batches of one gateway wait on its row, never the other way round); then the people's locks, so
+    # the reads after them see what earlier batches about the same people committed. They read for the whole
+    # batch: a duplicate's visit or an unknown person's history is read for nothing, which costs less than
+    # another round trip.
+    connection = session.connection()
+    seen_queries: list[Query] = [(_GATEWAY_SEEN, {"gateway": g, "at": at}) for g, at in gateways_seen]
+    if not items:
+        direct.pipelined(connection, seen_queries)
+        return []
+    lock = lock_queries(connection.dialect.name, (item.subscriber_id for item in items))
+    keys = _stored_keys_queries(items)
+    deciding = [item for item in items if may_decide(item)]
+    plan = (
+        DeciderLoad({item.subscriber_id for item in deciding}, [(i.site, i.received_at) for i in deciding])
+        if deciding
         else None
     )
-    visits = _VisitBook.load(session, [items[n] for n in fresh], config.visit_gap)
+    queries = [*seen_queries, *lock, *(query for _, query in keys), _VisitBook.query(items, config.visit_gap)]
+    answers = direct.pipelined(connection, [*queries, *(plan.queries if plan else [])])
+    at = len(seen_queries) + len(lock)
+    people = people_of(answers[at - 1])
+    stored = {
+        (source, owner, key)
+        for (source, _), rows in zip(keys, answers[at:], strict=False)
+        for owner, key in rows
+    }
+    at += len(keys)
+    visits = _VisitBook(answers[at], config.visit_gap)
+    later = answers[at + 1 :]
+
+    results: list[Recorded] = [Recorded(unknown=True)] * len(items)
+    known = [n for n, item in enumerate(items) if item.subscriber_id in people]
+    # The people are locked, so no other transaction can store one of their keys meanwhile: the keys stored
+    # before are the duplicates (and so is a key's second appearance in the batch). Knowing that first, the
+    # events are inserted once with their visit instead of inserted and then updated.
+    fresh: list[int] = []  # positions in the batch
+    for n in known:
+        key = _key(items[n])
+        if key in stored:
+            results[n] = Recorded(duplicate=True)
+        else:
+            stored.add(key)
+            fresh.append(n)
+    if not fresh:
+        return results
+    candidates = [items[n] for n in fresh if may_decide(items[n])]
+    decider = (
+        plan.decider(later, [people[p] for p in {item.subscriber_id for item in candidates}])
+        if plan is not None and candidates
+        else None
+    )
     event_visits: list[tuple[int, _Visit]] = []
     decided: list[tuple[int, _Visit, Pending, Any, int | None]] = []
     for n in fresh:
@@ -196,6 +213,12 @@ def _key(item: Pending) -> tuple[str, Any, str]:
     return (s.source, s.gateway_id if s.source == "gateway" else item.subscriber_id, s.key)
 
 
+_GATEWAY_SEEN = (
+    update(Gateway)
+    .where(Gateway.id == bindparam("gateway"))
+    .values(last_seen_at=bindparam("at"))
+    .execution_options(synchronize_session=False)
+)
 _events = cast(Table, ProximityEvent.__table__)
 _GATEWAY_KEYS = select(_events.c.gateway_id, _events.c.idempotency_key).where(
     in_list(_events.c.gateway_id, "owners"),
@@ -212,16 +235,16 @@ _PHONE_KEYS = select(_events.c.subscriber_id, _events.c.idempotency_key).where(
 _EVENT_IDS = [_events.c.id, _events.c.gateway_id, _events.c.subscriber_id, _events.c.idempotency_key]
 
 
-def _stored_keys(session: Session, items: list[Pending]) -> set[tuple[str, Any, str]]:
-    """Which of these events' keys are stored already (by the unique indexes over them)."""
-    found: set[tuple[str, Any, str]] = set()
+def _stored_keys_queries(items: Sequence[Pending]) -> list[tuple[str, Query]]:
+    """The queries for which of these events' keys are stored already (by the unique indexes over them),
+    per source; their rows are (owner, key)."""
+    queries: list[tuple[str, Query]] = []
     for source, query in (("gateway", _GATEWAY_KEYS), ("phone", _PHONE_KEYS)):
         keys = [_key(item) for item in items if item.sighting.source == source]
-        if not keys:
-            continue
-        params = {"owners": sorted({k[1] for k in keys}), "keys": sorted({k[2] for k in keys})}
-        found |= {(source, owner, key) for owner, key in direct.rows(session.connection(), query, params)}
-    return found
+        if keys:
+            params = {"owners": sorted({k[1] for k in keys}), "keys": sorted({k[2] for k in keys})}
+            queries.append((source, (query, params)))
+    return queries
 
 
 def _insert_events(session: Session, events: list[tuple[Pending, int, int]]) -> dict[int, int]:
@@ -284,23 +307,19 @@ _RECENT_VISITS = select(
 class _VisitBook:
     """The batch's people's recent visits, merged in memory and written back in two statements."""
 
-    def __init__(self, visits: list[_Visit], gap: timedelta) -> None:
+    def __init__(self, rows: Iterable[Any], gap: timedelta) -> None:
         self._gap = gap
         self._by_key: dict[tuple[uuid.UUID, int], list[_Visit]] = {}
-        for visit in visits:
+        for visit in (_Visit(*row) for row in rows):
             self._by_key.setdefault((visit.subscriber_id, visit.site_id), []).append(visit)
 
-    @classmethod
-    def load(cls, session: Session, items: list[Pending], gap: timedelta) -> _VisitBook:
+    @staticmethod
+    def query(items: Sequence[Pending], gap: timedelta) -> Query:
+        """The recent visits of these sightings' people at their sites (rows for the constructor)."""
         since = min(item.sighting.observed_at for item in items) - gap
         people = {item.subscriber_id for item in items}
         sites = {item.site.id for item in items}
-        rows = direct.rows(
-            session.connection(),
-            _RECENT_VISITS,
-            {"people": sorted(people), "sites": sorted(sites), "since": since},
-        )
-        return cls([_Visit(*row) for row in rows], gap)
+        return (_RECENT_VISITS, {"people": sorted(people), "sites": sorted(sites), "since": since})
 
     def merge(self, item: Pending) -> _Visit:
         """One walk past one site is one visit, across EID rotations, the site's gateways and the own phone:
