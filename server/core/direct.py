@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from psycopg.pq import ExecStatus
 from sqlalchemy import Connection, Executable, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -71,7 +72,8 @@ def pipelined(connection: Connection, queries: Sequence[Query]) -> list[list[Any
 
 
 def _rows(compiled: _Compiled, cursor: Any) -> list[Any]:
-    if cursor.description is None:
+    # Not `cursor.description`: psycopg builds a column object per column on every read of it.
+    if cursor.pgresult is None or cursor.pgresult.status != ExecStatus.TUPLES_OK:
         return []
     found: list[Any] = cursor.fetchall()
     if not compiled.results:
