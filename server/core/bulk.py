@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from server.core import direct
+from server.core.direct import Query
 
 _built: dict[tuple[Any, ...], Executable] = {}
 _lock = threading.Lock()
@@ -57,17 +58,17 @@ def insert_rows(
     particular order."""
     if not rows:
         return []
+    if connection.dialect.name == "postgresql":
+        query = insert_query(
+            table, rows, returning=returning, conflict=conflict, conflict_where=conflict_where
+        )
+        found = direct.rows(connection, *query)
+        return [tuple(row) for row in found] if returning else []
     names = tuple(rows[0])
-    postgres = connection.dialect.name == "postgresql"
     returned = tuple(c.key for c in returning)
-    key = ("insert", postgres, table.name, names, tuple(conflict or ()), str(conflict_where), returned)
+    key = ("insert", False, table.name, names, tuple(conflict or ()), str(conflict_where), returned)
 
     def build() -> Executable:
-        if postgres:
-            pg = postgresql.insert(table).from_select(list(names), select(*_recordset(table, names).c))
-            if conflict is not None:
-                pg = pg.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
-            return pg.returning(*returning) if returning else pg
         if conflict is not None:
             lite = sqlite.insert(table).on_conflict_do_nothing(
                 index_elements=list(conflict), index_where=conflict_where
@@ -76,12 +77,30 @@ def insert_rows(
         plain = insert(table)
         return plain.returning(*returning) if returning else plain
 
-    statement = _cached(key, build)
-    if postgres:
-        found = direct.rows(connection, statement, {"bulk_rows": rows_json(rows)})
-        return [tuple(row) for row in found] if returning else []
-    result = _execute(connection, statement, rows)
+    result = _execute(connection, _cached(key, build), rows)
     return [tuple(row) for row in result] if returning else []
+
+
+def insert_query(
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    returning: Sequence[Column[Any]] = (),
+    conflict: Sequence[str] | None = None,
+    conflict_where: ColumnElement[bool] | TextClause | None = None,
+) -> Query:
+    """PostgreSQL: `insert_rows` as a query to run with others in one round trip (`direct.pipelined`)."""
+    names = tuple(rows[0])
+    returned = tuple(c.key for c in returning)
+    key = ("insert", True, table.name, names, tuple(conflict or ()), str(conflict_where), returned)
+
+    def build() -> Executable:
+        pg = postgresql.insert(table).from_select(list(names), select(*_recordset(table, names).c))
+        if conflict is not None:
+            pg = pg.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
+        return pg.returning(*returning) if returning else pg
+
+    return _cached(key, build), {"bulk_rows": rows_json(rows)}
 
 
 def update_rows(
@@ -98,31 +117,46 @@ def update_rows(
     jsonb_to_recordset(...)`, on SQLite an executemany. Returns the number of rows updated."""
     if not rows:
         return 0
+    if connection.dialect.name == "postgresql":
+        return direct.count(connection, *update_query(table, key, rows, match=match, where=where))
     names = tuple(rows[0])
-    postgres = connection.dialect.name == "postgresql"
     matched = (key, *match)
 
     def build() -> Executable:
         extra = [where] if where is not None else []
-        if postgres:
-            given = _recordset(table, names)
-            return (
-                update(table)
-                .values({name: given.c[name] for name in names if name not in matched})
-                .where(*(table.c[m] == given.c[m] for m in matched), *extra)
-            )
         return (
             update(table)
             .values({name: bindparam(f"bulk_{name}") for name in names if name not in matched})
             .where(*(table.c[m] == bindparam(f"bulk_{m}") for m in matched), *extra)
         )
 
-    shape = ("update", postgres, table.name, matched, names, str(where))
-    statement = _cached(shape, build)
-    if postgres:
-        return direct.count(connection, statement, {"bulk_rows": rows_json(rows)})
-    result = _execute(connection, statement, rows)
+    shape = ("update", False, table.name, matched, names, str(where))
+    result = _execute(connection, _cached(shape, build), rows)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def update_query(
+    table: Table,
+    key: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    match: Sequence[str] = (),
+    where: ColumnElement[bool] | None = None,
+) -> Query:
+    """PostgreSQL: `update_rows` as a query to run with others in one round trip (`direct.pipelined`)."""
+    names = tuple(rows[0])
+    matched = (key, *match)
+
+    def build() -> Executable:
+        given = _recordset(table, names)
+        return (
+            update(table)
+            .values({name: given.c[name] for name in names if name not in matched})
+            .where(*(table.c[m] == given.c[m] for m in matched), *([where] if where is not None else []))
+        )
+
+    shape = ("update", True, table.name, matched, names, str(where))
+    return _cached(shape, build), {"bulk_rows": rows_json(rows)}
 
 
 def _cached(key: tuple[Any, ...], build: Callable[[], Executable]) -> Executable:

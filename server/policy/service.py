@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from server.core import direct
 from server.core.bulk import insert_rows
 from server.core.const import Outcome
+from server.core.direct import Query
 from server.policy.decide import Decision, Reason
 from server.policy.live import Decider, SiteRef
 from server.policy.repository import PersonRow
@@ -63,8 +64,17 @@ class Decided:
     slot: int | None  # the prompt's (person, local day) slot
 
 
-def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> dict[int, DecisionRecord]:
-    """Record the decisions (by event id) and queue the prompts' deliveries, in this transaction.
+def record_decisions(
+    session: Session,
+    decided: list[Decided],
+    ttl_s: int,
+    *,
+    ids: list[int] | None = None,
+    channels: dict[uuid.UUID, list[tuple[int, str]]] | None = None,
+) -> dict[int, DecisionRecord]:
+    """Record the decisions (by event id) and queue the prompts' deliveries, in this transaction. `ids`:
+    fresh decision ids drawn already (`new_ids_query`; at least one a decision), `channels`: the people's
+    push channels read already (`channels_query`).
 
     The (subscriber, local_day, day_slot) key is the second guard of the daily cap: a prompt whose slot was
     taken after all (which the person's lock should make impossible) is recorded as suppressed instead."""
@@ -72,7 +82,11 @@ def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> di
         return {}
     # On PostgreSQL the ids are drawn first, so each prompt's landing token hash goes in with its row
     # instead of an UPDATE of every prompt after the insert.
-    ids = _new_ids(session, len(decided))
+    if ids is None:
+        ids = _new_ids(session, len(decided))
+    else:
+        assert len(ids) >= len(decided)
+        ids = ids[: len(decided)]
     rows = [_row(d, d.decision, d.slot, ttl_s) for d in decided]
     if ids is not None:
         secret = secret_key(session)
@@ -96,7 +110,7 @@ def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> di
         for d in decided
         if (r := recorded[d.event_id]).outcome == Outcome.PROMPTED
     ]
-    queue_prompts(session, prompts, hashed=ids is not None)
+    queue_prompts(session, prompts, hashed=ids is not None, channels=channels)
     if not log.isEnabledFor(logging.INFO):
         return recorded
     for d in decided:
@@ -116,6 +130,11 @@ def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> di
 _NEW_IDS = select(func.nextval(func.pg_get_serial_sequence("prompt_decisions", "id"))).select_from(
     func.generate_series(1, bindparam("n"))
 )
+
+
+def new_ids_query(count: int) -> Query:
+    """PostgreSQL: `count` fresh decision ids (the rows' first column), to draw with other queries."""
+    return _NEW_IDS, {"n": count}
 
 
 def _new_ids(session: Session, count: int) -> list[int] | None:

@@ -15,19 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.core import direct
-from server.core.bulk import insert_rows, update_rows
+from server.core.bulk import insert_query, insert_rows, update_query, update_rows
 from server.core.const import EventKind
 from server.core.direct import Query
 from server.core.listparam import in_list
 from server.policy.decide import NOT_YET
 from server.policy.live import DeciderLoad, SiteRef
 from server.policy.repository import lock_queries, people_of
-from server.policy.service import Decided, DecisionRecord, record_decisions
+from server.policy.service import Decided, DecisionRecord, new_ids_query, record_decisions
 from server.presence.models import PHONE_ROWS, ProximityEvent, Visit
+from server.prompts.deliveries import channels_of, channels_query
 from server.sites.models import Gateway
 
 
@@ -121,7 +122,21 @@ def record_sightings(
         else None
     )
     queries = [*seen_queries, *lock, *(query for _, query in keys), _VisitBook.query(items, config.visit_gap)]
-    answers = direct.pipelined(connection, [*queries, *(plan.queries if plan else [])])
+    # PostgreSQL: ids for the visits and decisions this batch may add (as many as there could be; unused ones
+    # are a gap in the sequence), and the push channels of those it may prompt. Knowing the ids, the batch's
+    # visits and events go in one more round trip, the decisions with their landing tokens in another.
+    postgres = connection.dialect.name == "postgresql"
+    extra: list[Query] = []
+    if postgres:
+        extra.append((_NEW_VISIT_IDS, {"n": len(items)}))
+        if deciding:
+            extra += [new_ids_query(len(deciding)), channels_query(i.subscriber_id for i in deciding)]
+    plan_queries = plan.queries if plan else []
+    answers = direct.pipelined(connection, [*queries, *plan_queries, *extra])
+    drawn = answers[len(queries) + len(plan_queries) :]
+    visit_ids = [row[0] for row in drawn[0]] if postgres else None
+    decision_ids = [row[0] for row in drawn[1]] if postgres and deciding else None
+    channels = channels_of(drawn[2]) if postgres and deciding else None
     at = len(seen_queries) + len(lock)
     people = people_of(answers[at - 1])
     stored = {
@@ -131,7 +146,7 @@ def record_sightings(
     }
     at += len(keys)
     visits = _VisitBook(answers[at], config.visit_gap)
-    later = answers[at + 1 :]
+    later = answers[at + 1 : at + 1 + len(plan_queries)]
 
     results: list[Recorded] = [Recorded(unknown=True)] * len(items)
     known = [n for n, item in enumerate(items) if item.subscriber_id in people]
@@ -177,8 +192,14 @@ def record_sightings(
             visit.changed = True
         decided.append((n, visit, item, decision, slot))
         results[n] = Recorded()
-    visits.write(session)
-    event_of = _insert_events(session, [(items[n], n, _id(visit)) for n, visit in event_visits])
+    if visit_ids is None:
+        visits.write(session)
+        event_of = _insert_events(session, [(items[n], n, _id(visit)) for n, visit in event_visits])
+    else:
+        writes = visits.write_queries(visit_ids)
+        inserts, events = _event_queries([(items[n], n, _id(visit)) for n, visit in event_visits])
+        written = direct.pipelined(connection, [*writes, *events])
+        event_of = _event_ids(inserts, written[len(writes) :])
     for n in fresh:
         if n not in event_of:  # stored by someone else after all: the unique index is the last guard
             results[n] = Recorded(duplicate=True)
@@ -196,7 +217,7 @@ def record_sightings(
         )
         for n, visit, item, decision, slot in decided
     ]
-    recorded = record_decisions(session, to_record, config.prompt_ttl_s)
+    recorded = record_decisions(session, to_record, config.prompt_ttl_s, ids=decision_ids, channels=channels)
     for n, _visit, _item, _decision, _slot in decided:
         results[n] = Recorded(decision=recorded[event_of[n]])
     return results
@@ -248,25 +269,48 @@ def _stored_keys_queries(items: Sequence[Pending]) -> list[tuple[str, Query]]:
 
 
 def _insert_events(session: Session, events: list[tuple[Pending, int, int]]) -> dict[int, int]:
-    """Store the events (sighting, position in the batch, visit id); their ids by position. ON CONFLICT DO
-    NOTHING stays as the guard the unique indexes give."""
-    ids: dict[tuple[str, Any, str], int] = {}
+    """Store the events (sighting, position in the batch, visit id) one insert per source after the other;
+    their ids by position. ON CONFLICT DO NOTHING stays as the guard the unique indexes give."""
+    inserts = _event_inserts(events)
+    connection = session.connection()
+    answers = [insert_rows(connection, _events, *args, **kw) for _, _, args, kw in inserts]
+    return _event_ids(inserts, answers)
+
+
+def _event_queries(events: list[tuple[Pending, int, int]]) -> tuple[_Inserts, list[Query]]:
+    """PostgreSQL: the same inserts as queries, to run with the visits' in one round trip."""
+    inserts = _event_inserts(events)
+    return inserts, [insert_query(_events, *args, **kw) for _, _, args, kw in inserts]
+
+
+# Per source of the events there are: the source, its events, and the arguments of their insert.
+_Inserts = list[tuple[str, list[tuple[Pending, int, int]], tuple[Any, ...], dict[str, Any]]]
+
+
+def _event_inserts(events: list[tuple[Pending, int, int]]) -> _Inserts:
+    inserts: _Inserts = []
     for source in ("gateway", "phone"):
-        rows = [_event_row(item, visit_id) for item, _, visit_id in events if item.sighting.source == source]
-        if not rows:
+        mine = [event for event in events if event[0].sighting.source == source]
+        if not mine:
             continue
-        returned = insert_rows(
-            session.connection(),
-            _events,
-            rows,
-            returning=_EVENT_IDS,
+        rows = [_event_row(item, visit_id) for item, _, visit_id in mine]
+        options = {
+            "returning": _EVENT_IDS,
             # The predicate must be a literal: PostgreSQL infers a partial index only from a provable WHERE.
-            conflict=[("subscriber_id" if source == "phone" else "gateway_id"), "idempotency_key"],
-            conflict_where=text(PHONE_ROWS) if source == "phone" else None,
-        )
-        for row in returned:
+            "conflict": [("subscriber_id" if source == "phone" else "gateway_id"), "idempotency_key"],
+            "conflict_where": text(PHONE_ROWS) if source == "phone" else None,
+        }
+        inserts.append((source, mine, (rows,), options))
+    return inserts
+
+
+def _event_ids(inserts: _Inserts, answers: Sequence[Sequence[Any]]) -> dict[int, int]:
+    """The stored events' ids by position in the batch, from the inserts' rows (`_EVENT_IDS`)."""
+    ids: dict[tuple[str, Any, str], int] = {}
+    for (source, _, _, _), rows in zip(inserts, answers, strict=True):
+        for row in rows:
             ids[(source, row[1] if source == "gateway" else row[2], row[3])] = row[0]
-    return {n: ids[_key(item)] for item, n, _ in events if _key(item) in ids}
+    return {n: ids[_key(item)] for _, mine, _, _ in inserts for item, n, _ in mine if _key(item) in ids}
 
 
 def _event_row(item: Pending, visit_id: int) -> dict[str, Any]:
@@ -346,31 +390,53 @@ class _VisitBook:
         visit.changed = True
         return visit
 
-    def write(self, session: Session) -> None:
+    def _changed(self) -> tuple[list[_Visit], list[_Visit]]:
+        """The changed visits: (new, stored)."""
         visits = [v for known in self._by_key.values() for v in known if v.changed]
-        new = [v for v in visits if v.id is None]
-        old = [v for v in visits if v.id is not None]
+        return [v for v in visits if v.id is None], [v for v in visits if v.id is not None]
+
+    def write(self, session: Session) -> None:
+        """Insert the new visits (learning their ids) and update the stored ones that changed."""
+        new, old = self._changed()
         if new:
-            rows = [
-                {
-                    "subscriber_id": v.subscriber_id,
-                    "site_id": v.site_id,
-                    **{f: getattr(v, f) for f in _VISIT_FIELDS},
-                }
-                for v in new
-            ]
-            table = cast(Table, Visit.__table__)
-            returning = [table.c.id, table.c.subscriber_id, table.c.site_id, table.c.started_at]
+            rows = [_visit_row(v) for v in new]
+            returning = [_visits.c.id, _visits.c.subscriber_id, _visits.c.site_id, _visits.c.started_at]
             # Two new visits of one person at one site in a batch never start at the same moment (they would
             # be one visit), so these three columns say which row got which id.
-            inserted = insert_rows(session.connection(), table, rows, returning=returning)
+            inserted = insert_rows(session.connection(), _visits, rows, returning=returning)
             ids = {(row[1], row[2], row[3]): row[0] for row in inserted}
             for visit in new:
                 visit.id = ids[(visit.subscriber_id, visit.site_id, visit.started_at)]
         if old:
-            update_rows(
-                session.connection(),
-                cast(Table, Visit.__table__),
-                "id",
-                [{"id": v.id, **{f: getattr(v, f) for f in _VISIT_FIELDS}} for v in old],
-            )
+            update_rows(session.connection(), _visits, "id", [_visit_update(v) for v in old])
+
+    def write_queries(self, ids: list[int]) -> list[Query]:
+        """PostgreSQL: the same writes as queries, the new visits taking ids drawn from their sequence."""
+        new, old = self._changed()
+        assert len(ids) >= len(new)
+        queries: list[Query] = []
+        if new:
+            for visit, visit_id in zip(new, ids, strict=False):
+                visit.id = visit_id
+            queries.append(insert_query(_visits, [{"id": v.id, **_visit_row(v)} for v in new]))
+        if old:
+            queries.append(update_query(_visits, "id", [_visit_update(v) for v in old]))
+        return queries
+
+
+_visits = cast(Table, Visit.__table__)
+_NEW_VISIT_IDS = select(func.nextval(func.pg_get_serial_sequence("visits", "id"))).select_from(
+    func.generate_series(1, bindparam("n"))
+)
+
+
+def _visit_row(v: _Visit) -> dict[str, Any]:
+    return {
+        "subscriber_id": v.subscriber_id,
+        "site_id": v.site_id,
+        **{f: getattr(v, f) for f in _VISIT_FIELDS},
+    }
+
+
+def _visit_update(v: _Visit) -> dict[str, Any]:
+    return {"id": v.id, **{f: getattr(v, f) for f in _VISIT_FIELDS}}

@@ -4,7 +4,7 @@ its deliveries commit together or not at all; the sender is woken once the trans
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -15,6 +15,7 @@ from server.core import direct
 from server.core.bulk import insert_rows, update_rows
 from server.core.config import get_settings
 from server.core.const import ChannelKind, DeliveryStatus
+from server.core.direct import Query
 from server.core.listparam import in_list
 from server.core.security import hash_token
 from server.prompts.models import Delivery, PromptDecision
@@ -50,12 +51,29 @@ def landing_token_hash(secret: str, decision_id: int) -> str:
     return hash_token(landing_token(secret, decision_id))
 
 
+def channels_query(people: Iterable[uuid.UUID]) -> Query:
+    """The active push channels of these people (rows for `channels_of`)."""
+    return _CHANNELS, {"people": sorted(set(people))}
+
+
+def channels_of(rows: Iterable[Any]) -> dict[uuid.UUID, list[tuple[int, str]]]:
+    channels: dict[uuid.UUID, list[tuple[int, str]]] = {}
+    for channel_id, subscriber_id, kind in rows:
+        channels.setdefault(subscriber_id, []).append((channel_id, kind))
+    return channels
+
+
 def queue_prompts(
-    session: Session, prompts: Sequence[tuple[int, uuid.UUID, datetime]], *, hashed: bool = False
+    session: Session,
+    prompts: Sequence[tuple[int, uuid.UUID, datetime]],
+    *,
+    hashed: bool = False,
+    channels: dict[uuid.UUID, list[tuple[int, str]]] | None = None,
 ) -> None:
     """Queue prompts (decision id, person, decided at) for their people: the inbox the app pulls (always
     available) and one push per active channel, in a few statements; `hashed`: the decisions were stored
-    with their landing token's hash already, else it is written here."""
+    with their landing token's hash already, else it is written here; `channels`: the people's channels,
+    read already (`channels_query`) in this transaction."""
     if not prompts:
         return
     if not hashed:
@@ -69,12 +87,9 @@ def queue_prompts(
                 for decision_id, *_ in prompts
             ],
         )
-    people = {subscriber_id for _, subscriber_id, _ in prompts}
-    channels: dict[uuid.UUID, list[tuple[int, str]]] = {}
-    for channel_id, subscriber_id, kind in direct.rows(
-        session.connection(), _CHANNELS, {"people": sorted(people)}
-    ):
-        channels.setdefault(subscriber_id, []).append((channel_id, kind))
+    if channels is None:
+        people = {subscriber_id for _, subscriber_id, _ in prompts}
+        channels = channels_of(direct.rows(session.connection(), *channels_query(people)))
     rows: list[dict[str, Any]] = []
     for decision_id, subscriber_id, decided_at in prompts:
         rows.append(_delivery(decision_id, ChannelKind.INBOX, None, DeliveryStatus.AVAILABLE, None))
