@@ -235,9 +235,10 @@ class _Chain:
     def __init__(self, candidates: list[CampaignOption]) -> None:
         self.candidates = candidates
         self.checks: list[Check] = []
+        self._ids = tuple([c.id for c in candidates])  # of the candidates left; most steps keep them all
 
     def gate(self, name: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append(Check(name, ok, detail, tuple([c.id for c in self.candidates])))
+        self.checks.append(Check(name, ok, detail, self._ids))
         return ok
 
     def keep(self, name: str, test: Callable[[CampaignOption], str | None]) -> bool:
@@ -249,7 +250,9 @@ class _Chain:
                 kept.append(campaign)
             else:
                 objections.append(f"campaign {campaign.id}: {why}")
-        self.candidates = kept
+        if objections:
+            self.candidates = kept
+            self._ids = tuple([c.id for c in kept])
         return self.gate(name, bool(kept), "; ".join(objections))
 
 
