@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.db import Base, utcnow
@@ -16,7 +16,12 @@ class PromptDecision(Base):
     database invariant: a prompt takes the next free slot, and a racing second prompt collides."""
 
     __tablename__ = "prompt_decisions"
-    __table_args__ = (UniqueConstraint("subscriber_id", "local_day", "day_slot"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "local_day", "day_slot"),
+        # A campaign's prompts of a day (its daily budget, read by every batch): by campaign alone the read
+        # went through every decision the campaign ever had.
+        Index("ix_prompt_decisions_campaign_id_local_day", "campaign_id", "local_day"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # No index of its own: the unique key above starts with it (histories, erasure).
@@ -28,9 +33,7 @@ class PromptDecision(Base):
     # unlinks them itself (through these indexes); erasure deletes the person's decisions with them.
     visit_id: Mapped[int | None] = mapped_column(index=True)
     event_id: Mapped[int | None] = mapped_column(index=True)
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="SET NULL"), index=True
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_variants.id", ondelete="SET NULL"))
     outcome: Mapped[str] = mapped_column(String(16))  # prompted | suppressed
     reason: Mapped[str] = mapped_column(String(32), index=True)
