@@ -500,29 +500,34 @@ most decisions are prompts of fresh visits (the costlier kind: a prompt writes i
 | open loop, 500 requests of 1 sighting a second for {LATENCY_SECONDS:g} s (from the scheduled start) | \
 p50 {l500["p50_ms"]:.1f} ms, p99 {l500["p99_ms"]:.1f} ms, max {l500["max_ms"]:.1f} ms |
 
-A transaction has a fixed cost (about fifteen statements and a commit that waits for the disk) and a small
-cost per sighting, so one sighting alone is slow and a batch of many is cheap per sighting; under load the
-batcher makes the batches big by itself. `python -m bench.policy quick` prints the throughput figures alone.
+A transaction has a fixed cost and a small cost per sighting, so one sighting alone is slow and a batch of
+many is cheap per sighting; under load the batcher makes the batches big by itself. On PostgreSQL a batch is
+six round trips: the pool's ping; one pipeline of every read (psycopg's pipeline mode: the gateways' rows,
+the people's locks in id order, stored keys, recent visits, histories, campaigns, budgets, the operator's
+maxima, fresh visit and decision ids, push channels; the server runs them in that order, so the locks come
+before the reads they guard); the visits with their events; the decisions; the deliveries; the commit. Two
+transactions run at once (one's Python while the other waits). `python -m bench.policy quick` prints the
+throughput figures alone.
 
-What limits it (measured on this machine: cProfile and process CPU time of one transaction at a time,
-per-statement timings, PostgreSQL's auto_explain with trigger times): a recording transaction costs about
-10 ms of CPU in the worker whatever its size: about thirteen statements through SQLAlchemy and psycopg
-(a trivial statement costs 121 µs of CPU through SQLAlchemy, 50 µs through psycopg alone; binding array
-parameters is psycopg Python code), plus the decisions. PostgreSQL spends about 0.3 ms a decision on its six
-foreign-key checks alone (those on the event and visit inserted in the same transaction 80-100 µs each), more
-than on the insert and its indexes, and about as much again for the event, visit and delivery rows, on the
-same two cores. With requests of one sighting the batches reach the number of waiting threads (32 here);
-requests of ten make them ten times bigger, which is why the second row is three times the first. On
-PostgreSQL two transactions run at once (one's Python while the other waits for the database; measured
-313 against 296 decisions/s with one, 1,087 against 984 for requests of ten). From the first try (138/s,
-about twenty ORM round trips a sighting) to now: set-based recording of a batch (people locked once in id
-order, one history query, events inserted once with their visit, decision ids drawn first so prompts are
-written whole), statements built once, bulk inserts as `unnest` arrays (psycopg parses every long
-multi-row VALUES text afresh: 55 µs a row), the batcher, and an index for the visit lookup (it read every
-visit of the last minutes). What would close the rest, not done: more worker processes (the people locks
-make that safe), fewer statements per transaction (campaigns and the operator's maxima cached per process
-with invalidation; the push channels read with the people's locks), fewer foreign keys on the decision row
-(event and visit are the batch's own rows), or the hot statements on psycopg directly.
+What changed in the session of 27 November, measured back to back on this machine against the previous
+commit (7e12eda: 703 and 767 decisions/s for requests of 1, p99 at 500/s 30 ms; the machine's speed varies
+over a day, so only such back-to-back pairs compare):
+
+- the links between a batch's own rows (decision to visit and event, event to visit) have no foreign key
+  (migration 0008): PostgreSQL's check of a row inserted by the same transaction cost about 55 µs each
+  (auto_explain trigger times), a quarter of a decision's database time; the retention purge unlinks them;
+- lists go to PostgreSQL as one array (`column = ANY(...)`, server/core/listparam.py) and bulk rows as one
+  JSON document (`jsonb_to_recordset`): constant statement texts that psycopg parses once and PostgreSQL
+  prepares, and no element-by-element array dumping in Python (a fifth of the writer's time);
+- the live path's statements run straight through psycopg (server/core/direct.py), compiled once with
+  their type processors: SQLAlchemy's execution cost about 70 µs of Python a statement;
+- the reads go in one pipeline and the visits with their events in another (fifteen round trips to six).
+
+What limits it now (cProfile with thread CPU time, py-spy `--gil`): about 4 ms of the worker's CPU for a
+batch of four sightings, spread over psycopg's per-statement work (query conversion, parameter dumping), the
+decisions themselves (`decide` builds the explain chain for every decision) and the rows' JSON; the two
+writer threads and the request threads share one interpreter lock. More worker processes would scale it
+(the people's locks make that safe).
 
 ### Simulator
 
