@@ -703,41 +703,34 @@ is shared, and the three processes of a run use it too.
 
 FINDINGS: Final = """### Findings
 
-- **SQLite meets both targets at 100 prompts/s; PostgreSQL misses them** (at 50/s it meets them). On
-  PostgreSQL the worker runs at about 90% of a core at 100/s, at the edge of what it can do: requests queue
-  in the batcher, and from run to run the p50 has measured from about 200 ms to 2 s. The pushes themselves
-  leave within tens of milliseconds of the POST's answer on both databases.
-- **Where a prompt's CPU goes on PostgreSQL** (py-spy `--gil`, cProfile, process CPU time): about 10 ms for
-  a recording transaction whatever its size (about thirteen statements through SQLAlchemy and psycopg; a
-  trivial statement costs 121 µs of CPU through SQLAlchemy, 50 µs through psycopg alone), which the batcher
-  shares between the requests that wait together; the outbox's claim turn, which a prompt's commit wakes
-  (four round trips); the HTTP and ASGI stack on the event loop. PostgreSQL's own work (foreign-key checks
-  above all) shares the same two cores.
-- **What changed since the previous run** (p50 / p99 at 100/s then: 938 ms / 10.1 s on SQLite, 7.2 s /
-  23.8 s on PostgreSQL):
-  - the load generator: httpx's async client used about 70% of a core at 100 requests/s on the two cores
-    the server shares; bench/http_load.py is a keep-alive HTTP/1.1 client that costs little;
-  - SQLite: the batcher and the outbox queue on a lock of the process (server/core/db.py `write_lock`)
-    instead of SQLite's busy handler, which slept 1 to 100 ms whether or not the writer had finished;
-  - the pool keeps 45 connections: above 10 it opened and closed one per request (on SQLite each ran the WAL
-    pragma behind the writer; on PostgreSQL each was a new backend);
-  - PostgreSQL records with two transactions at once, so one's Python runs while the other waits;
-  - the events endpoint makes one trip through the thread pool instead of three (the runtime dependency is
-    async, the gateway is read in the endpoint's own thread); uvloop and httptools; FastAPI's OpenTelemetry
-    hooks off (none is configured);
-  - the heap built at startup is frozen out of the cyclic garbage collector, whose full passes took up to
-    200 ms;
-  - the outbox: claim statements built once, a finished push recorded by the next claim (or within 50 ms)
-    instead of a turn of its own, outcomes recorded in one `UPDATE ... FROM unnest` on PostgreSQL.
+- **Both databases meet both targets at 100 prompts/s.** The pushes leave within tens of milliseconds of
+  the POST's answer on both; most of a prompt's time is its recording transaction and the HTTP around it.
+- **What changed on 27 November** (the live path; see the policy section for each change and its
+  measurement): the links between a batch's own rows lost their foreign keys (PostgreSQL's check of a row
+  the same transaction had just inserted cost about 55 µs each); lists go to PostgreSQL as one array and
+  bulk rows as one JSON document, so every statement text is constant (parsed once, prepared); the live
+  path's statements run straight through psycopg; a batch's reads go in one pipeline and its visits with
+  their events in another (fifteen round trips to six). Back to back on this machine, PostgreSQL at 100/s
+  went from p50 38 ms / p99 69 ms (7e12eda) to about 20-26 ms / 44-48 ms, with the worker's CPU from 8.1
+  to about 7 s over the 10 s run. The previous session's runs of 7e12eda on this kind of machine had
+  measured 302 ms / 563 ms: the machine's speed varies over a day, so only back-to-back runs compare.
+- **Earlier** (the session of 26 November): a lean load generator (httpx's async client used about 70% of
+  a core at 100 requests/s on the two cores the server shares; bench/http_load.py is a keep-alive HTTP/1.1
+  client); SQLite writers queue on a lock of the process (server/core/db.py `write_lock`) instead of
+  SQLite's busy handler; the pool keeps 45 connections; two recording transactions at once on PostgreSQL;
+  one trip through the thread pool per events request; uvloop and httptools; the startup heap frozen out of
+  the cyclic garbage collector; the outbox claims with prebuilt statements and records finished pushes with
+  its next claim.
 - **The sender** (server/delivery) is a pipeline: one thread claims due rows in one statement (`UPDATE ...
   WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`), reads what the pushes need in one
   Core query and records finished sends in the same short transaction; 32 sender threads push without a
   database connection (an httpx client each: one shared pool serialised them on a lock); at most 64 sends
   are claimed and unrecorded.
-- **What would close the gap on PostgreSQL**, not done: hand a prompt's delivery to the sender from the
-  recording transaction (inserted already claimed, it would skip the claim turn), fewer statements per
-  recording transaction (campaigns and the operator's maxima cached per process with invalidation), or a
-  second worker process (people are locked, the outbox is safe with several senders).
+- **What limits it now**: the worker's one interpreter, shared by the HTTP stack on the event loop, the
+  recording transactions and the outbox's claim turns (about 70% of a core at 100 prompts/s on
+  PostgreSQL). Handing a prompt's delivery to the sender from the recording transaction would save the
+  claim turn; a second worker process would double the room (people are locked, the outbox is safe with
+  several senders).
 """
 
 

@@ -53,21 +53,22 @@ def pipelined(connection: Connection, queries: Sequence[Query]) -> list[list[Any
     a lock taken by one holds for those after it)."""
     if connection.dialect.name != "postgresql":
         return [rows(connection, statement, params) for statement, params in queries]
+    if not queries:
+        return []
     driver = connection.connection.driver_connection
     assert driver is not None
     sent = []
-    sql = None
-    values: dict[str, Any] = {}
     try:
         with driver.pipeline():
             for statement, params in queries:
                 compiled = _compile(statement, connection.dialect)
-                sql, values = compiled.sql, _values(compiled, params)
                 cursor = driver.cursor()
-                cursor.execute(sql, values)
+                cursor.execute(compiled.sql, _values(compiled, params))
                 sent.append((compiled, cursor))
     except BaseException as error:
-        connection._handle_dbapi_exception(error, sql, values, None, None)
+        # Which statement failed is in the error itself; the texts are the pipeline's, the values left out.
+        texts = ";\n".join(compiled.sql for compiled, _ in sent)
+        connection._handle_dbapi_exception(error, texts, None, None, None)
     return [_rows(compiled, cursor) for compiled, cursor in sent]
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.core import direct
@@ -109,44 +109,39 @@ def record_sightings(
     # batch: a duplicate's visit or an unknown person's history is read for nothing, which costs less than
     # another round trip.
     connection = session.connection()
-    seen_queries: list[Query] = [(_GATEWAY_SEEN, {"gateway": g, "at": at}) for g, at in gateways_seen]
+    postgres = connection.dialect.name == "postgresql"
+    reads = _Reads()
+    reads.add("seen", [(_GATEWAY_SEEN, {"gateway": g, "at": at}) for g, at in gateways_seen])
     if not items:
-        direct.pipelined(connection, seen_queries)
+        reads.run(connection)
         return []
-    lock = lock_queries(connection.dialect.name, (item.subscriber_id for item in items))
+    reads.add("lock", lock_queries(connection.dialect.name, (item.subscriber_id for item in items)))
     keys = _stored_keys_queries(items)
+    reads.add("keys", [query for _, query in keys])
+    reads.add("visits", [_VisitBook.query(items, config.visit_gap)])
     deciding = [item for item in items if may_decide(item)]
-    plan = (
-        DeciderLoad({item.subscriber_id for item in deciding}, [(i.site, i.received_at) for i in deciding])
-        if deciding
-        else None
-    )
-    queries = [*seen_queries, *lock, *(query for _, query in keys), _VisitBook.query(items, config.visit_gap)]
+    people_deciding = {item.subscriber_id for item in deciding}
+    plan = DeciderLoad(people_deciding, [(i.site, i.received_at) for i in deciding]) if deciding else None
+    reads.add("decider", plan.queries if plan else [])
     # PostgreSQL: ids for the visits and decisions this batch may add (as many as there could be; unused ones
     # are a gap in the sequence), and the push channels of those it may prompt. Knowing the ids, the batch's
     # visits and events go in one more round trip, the decisions with their landing tokens in another.
-    postgres = connection.dialect.name == "postgresql"
-    extra: list[Query] = []
     if postgres:
-        extra.append((_NEW_VISIT_IDS, {"n": len(items)}))
+        reads.add("visit_ids", [(_NEW_VISIT_IDS, {"n": len(items)})])
         if deciding:
-            extra += [new_ids_query(len(deciding)), channels_query(i.subscriber_id for i in deciding)]
-    plan_queries = plan.queries if plan else []
-    answers = direct.pipelined(connection, [*queries, *plan_queries, *extra])
-    drawn = answers[len(queries) + len(plan_queries) :]
-    visit_ids = [row[0] for row in drawn[0]] if postgres else None
-    decision_ids = [row[0] for row in drawn[1]] if postgres and deciding else None
-    channels = channels_of(drawn[2]) if postgres and deciding else None
-    at = len(seen_queries) + len(lock)
-    people = people_of(answers[at - 1])
+            reads.add("decision_ids", [new_ids_query(len(deciding))])
+            reads.add("channels", [channels_query(people_deciding)])
+    reads.run(connection)
+    people = people_of(reads["lock"][-1])
     stored = {
         (source, owner, key)
-        for (source, _), rows in zip(keys, answers[at:], strict=False)
+        for (source, _), rows in zip(keys, reads["keys"], strict=True)
         for owner, key in rows
     }
-    at += len(keys)
-    visits = _VisitBook(answers[at], config.visit_gap)
-    later = answers[at + 1 : at + 1 + len(plan_queries)]
+    visits = _VisitBook(reads["visits"][0], config.visit_gap)
+    visit_ids = [row[0] for row in reads["visit_ids"][0]] if postgres else None
+    decision_ids = [row[0] for row in reads["decision_ids"][0]] if postgres and deciding else None
+    channels = channels_of(reads["channels"][0]) if postgres and deciding else None
 
     results: list[Recorded] = [Recorded(unknown=True)] * len(items)
     known = [n for n, item in enumerate(items) if item.subscriber_id in people]
@@ -165,7 +160,7 @@ def record_sightings(
         return results
     candidates = [items[n] for n in fresh if may_decide(items[n])]
     decider = (
-        plan.decider(later, [people[p] for p in {item.subscriber_id for item in candidates}])
+        plan.decider(reads["decider"], [people[p] for p in {item.subscriber_id for item in candidates}])
         if plan is not None and candidates
         else None
     )
@@ -221,6 +216,28 @@ def record_sightings(
     for n, _visit, _item, _decision, _slot in decided:
         results[n] = Recorded(decision=recorded[event_of[n]])
     return results
+
+
+class _Reads:
+    """A batch's reads as one list of queries, run in one round trip; their answers by the name of each
+    part."""
+
+    def __init__(self) -> None:
+        self._queries: list[Query] = []
+        self._parts: dict[str, tuple[int, int]] = {}
+        self._answers: list[list[Any]] = []
+
+    def add(self, name: str, queries: Sequence[Query]) -> None:
+        start = len(self._queries)
+        self._queries += queries
+        self._parts[name] = (start, len(self._queries))
+
+    def run(self, connection: Connection) -> None:
+        self._answers = direct.pipelined(connection, self._queries)
+
+    def __getitem__(self, name: str) -> list[list[Any]]:
+        start, end = self._parts[name]
+        return self._answers[start:end]
 
 
 def _id(visit: _Visit) -> int:
