@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from server.campaigns.models import Campaign
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import PromptDecision
 from server.sites.models import Gateway
@@ -208,3 +209,41 @@ def test_a_gateways_last_seen_moves_with_its_batches_at_half_minute_resolution(c
     assert post("evt-seen-0002") == first, "within 30 s the row is not written again"
     clock.advance(25)
     assert post("evt-seen-0003") == clock()
+
+
+def test_a_campaigns_daily_budget_counts_its_own_prompts_of_the_day(client, session, clock: Clock):
+    """The live path counts, per batch, the prompts each campaign with a budget at the batch's sites gave
+    today: another campaign's prompts (here, one at another site) do not use it up."""
+    first = make_charity(session, clock(), slug="hospiz")
+    other = make_charity(session, clock(), slug="tafel")
+    for campaign_id in (first.campaign_id, other.campaign_id):
+        session.get_one(Campaign, campaign_id).daily_budget = 1
+    session.commit()
+    gateways = {
+        first.site_id: enrol(client, first.enrolment_code),
+        other.site_id: enrol(client, other.enrolment_code),
+    }
+
+    def walk_past(site_id: int, key: str) -> None:
+        phone = opt_in(client)
+        batch = {
+            "events": [event(f"{key}-a", phone, clock()), event(f"{key}-b", phone, clock(), "dwell", 20)]
+        }
+        answer = client.post("/gateway/v1/events", json=batch, headers=gateways[site_id])
+        assert answer.status_code == 200, answer.text
+
+    walk_past(first.site_id, "evt-0001")
+    walk_past(other.site_id, "evt-0002")
+    walk_past(first.site_id, "evt-0003")
+
+    session.expire_all()
+    decided = session.execute(
+        select(PromptDecision.site_id, PromptDecision.reason)
+        .where(PromptDecision.reason != "dwell_too_short")  # each walk's enter event, before its dwell
+        .order_by(PromptDecision.id)
+    ).all()
+    assert [tuple(row) for row in decided] == [
+        (first.site_id, "prompted"),
+        (other.site_id, "prompted"),
+        (first.site_id, "budget_exhausted"),
+    ]
