@@ -540,7 +540,9 @@ What limits it now (cProfile with thread CPU time, py-spy `--gil`): about 4 ms o
 batch of four sightings, spread over psycopg's per-statement work (query conversion, parameter dumping), the
 decisions themselves (`decide` builds the explain chain for every decision) and the rows' JSON; the two
 writer threads and the request threads share one interpreter lock. More worker processes would scale it
-(the people's locks make that safe).
+(the people's locks make that safe). The p99 at 500/s varies most from run to run: the 40 slowest of 4,000
+requests decide it, so one stall of 30-80 ms of the shared machine (a read pipeline taking 6-10 ms instead of
+2-3, with the same CPU) sets it; over eight full runs on 27 November it measured 17.5-81 ms, median 23 ms.
 
 ### Simulator
 
