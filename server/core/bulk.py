@@ -192,7 +192,11 @@ def _execute(
 
 
 def rows_json(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as a JSON array of objects; NaN and infinities are refused, as PostgreSQL would."""
+    """The rows as a JSON array of objects; NaN and infinities are refused, as PostgreSQL would. Every row
+    must have the first one's keys: jsonb_to_recordset would make a missing one NULL without a word."""
+    keys = rows[0].keys()
+    if any(row.keys() != keys for row in rows):
+        raise ValueError(f"bulk rows with other columns than {sorted(keys)}")
     return json.dumps(rows, default=_json_value, allow_nan=False, separators=(",", ":"))
 
 

@@ -34,7 +34,7 @@ class _Compiled:
     results: tuple[tuple[int, Processor], ...]  # (column position, processor) of result columns that have one
 
 
-_compiled: dict[tuple[int, str], tuple[Executable, _Compiled]] = {}
+_compiled: dict[tuple[int, int], tuple[Executable, Dialect, _Compiled]] = {}
 _lock = threading.Lock()
 
 
@@ -57,19 +57,26 @@ def pipelined(connection: Connection, queries: Sequence[Query]) -> list[list[Any
         return []
     driver = connection.connection.driver_connection
     assert driver is not None
+    # Compiled first: a statement that cannot be compiled fails before any of them is sent.
+    ready = [(compiled, _values(compiled, params)) for compiled, params in _compiled_all(queries, connection)]
     sent = []
     try:
         with driver.pipeline():
-            for statement, params in queries:
-                compiled = _compile(statement, connection.dialect)
+            for compiled, values in ready:
                 cursor = driver.cursor()
-                cursor.execute(compiled.sql, _values(compiled, params))
+                cursor.execute(compiled.sql, values)
                 sent.append((compiled, cursor))
     except BaseException as error:
         # Which statement failed is in the error itself; the texts are the pipeline's, the values left out.
-        texts = ";\n".join(compiled.sql for compiled, _ in sent)
+        texts = ";\n".join(compiled.sql for compiled, _ in ready)
         connection._handle_dbapi_exception(error, texts, None, None, None)
     return [_rows(compiled, cursor) for compiled, cursor in sent]
+
+
+def _compiled_all(
+    queries: Sequence[Query], connection: Connection
+) -> list[tuple[_Compiled, Mapping[str, Any]]]:
+    return [(_compile(statement, connection.dialect), params) for statement, params in queries]
 
 
 def _rows(compiled: _Compiled, cursor: Any) -> list[Any]:
@@ -121,15 +128,19 @@ def _values(compiled: _Compiled, params: Mapping[str, Any] | None) -> dict[str, 
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
-    key = (id(statement), dialect.name)
+    key = (id(statement), id(dialect))
     with _lock:
         found = _compiled.get(key)
-    if found is not None and found[0] is statement:
-        return found[1]
+    if found is not None and found[0] is statement and found[1] is dialect:
+        return found[2]
     compiler = cast(ClauseElement, statement).compile(dialect=dialect)
     assert isinstance(compiler, SQLCompiler)
     if "POSTCOMPILE" in compiler.string:
         raise ValueError("an expanding IN cannot run directly: use in_list, or comparisons for literals")
+    if compiler.insert_prefetch or compiler.update_prefetch:
+        # SQLAlchemy's execution would compute these columns' Python defaults; here they would be NULL.
+        missing = [column.key for column in [*compiler.insert_prefetch, *compiler.update_prefetch]]
+        raise ValueError(f"give these columns' values, they have Python defaults: {missing}")
     processors = cast(Mapping[str, Processor], compiler._bind_processors)
     fixed: dict[str, Any] = {}
     binds: dict[str, Processor] = {}
@@ -152,7 +163,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
             results.append((position, process))
     done = _Compiled(str(compiler), fixed, binds, tuple(results))
     with _lock:
-        _compiled[key] = (statement, done)
+        _compiled[key] = (statement, dialect, done)
     return done
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, any_, bindparam
+from sqlalchemy import Boolean, ColumnElement, String, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -45,5 +45,10 @@ def _expanding(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(InList, "postgresql")
 def _array(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
-    values = bindparam(element.name, type_=ARRAY(element.column.type))
+    item = element.column.type
+    if isinstance(item, String) and item.length is not None:
+        # An array of VARCHAR(n) would cut longer values to n characters, without an error: a key of 70
+        # characters would then match one of its first 64.
+        item = String()
+    values = bindparam(element.name, type_=ARRAY(item))
     return compiler.process(element.column == any_(values), **kw)

@@ -30,7 +30,9 @@ class PromptDecision(Base):
     # The visit and the event are rows of the decision's own batch, written in the same transaction. They
     # carry no foreign key: PostgreSQL's check of a row inserted by the same transaction cost about 55 µs,
     # two of them a quarter of a decision's time in the database. Their only deletion, the retention purge,
-    # unlinks them itself (through these indexes); erasure deletes the person's decisions with them.
+    # unlinks them itself (through these indexes); erasure deletes the person's decisions with them. Deleting
+    # a gateway would cascade to its events and leave event_id dangling: nothing deletes gateways (they are
+    # revoked), and whatever comes to must unlink first.
     visit_id: Mapped[int | None] = mapped_column(index=True)
     event_id: Mapped[int | None] = mapped_column(index=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
