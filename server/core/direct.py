@@ -58,7 +58,8 @@ def pipelined(connection: Connection, queries: Sequence[Query]) -> list[list[Any
     driver = connection.connection.driver_connection
     assert driver is not None
     # Compiled first: a statement that cannot be compiled fails before any of them is sent.
-    ready = [(compiled, _values(compiled, params)) for compiled, params in _compiled_all(queries, connection)]
+    compiled_queries = [(_compile(statement, connection.dialect), params) for statement, params in queries]
+    ready = [(compiled, _values(compiled, params)) for compiled, params in compiled_queries]
     sent = []
     try:
         with driver.pipeline():
@@ -71,12 +72,6 @@ def pipelined(connection: Connection, queries: Sequence[Query]) -> list[list[Any
         texts = ";\n".join(compiled.sql for compiled, _ in ready)
         connection._handle_dbapi_exception(error, texts, None, None, None)
     return [_rows(compiled, cursor) for compiled, cursor in sent]
-
-
-def _compiled_all(
-    queries: Sequence[Query], connection: Connection
-) -> list[tuple[_Compiled, Mapping[str, Any]]]:
-    return [(_compile(statement, connection.dialect), params) for statement, params in queries]
 
 
 def _rows(compiled: _Compiled, cursor: Any) -> list[Any]:

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from server.core import const
 from server.core.security import pseudonym
-from server.policy import repository
-from server.policy.decide import Decision, History, Person, Situation, decide, site_zone
+from server.policy.decide import Decision
+from server.policy.live import Decider, SiteRef
+from server.policy.repository import PersonRow
 from server.policy.service import decide_now
 from server.presence.models import ProximityEvent
 from server.prompts.models import PromptDecision
@@ -41,17 +42,11 @@ def find_subscriber(session: Session, secret_key: str, organisation_id: int, who
 
 
 def explain_newcomer(session: Session, site: Site, now: datetime, dwell_s: float) -> Decision:
-    """The decision for someone new here (every scope, no history): the site's and campaigns' own checks."""
-    campaigns = repository.campaigns_at_site(session, site.id)
-    situation = Situation(now, site.id, site.timezone, site.language, dwell_s, repository.policy(session))
-    newcomer = Person(uuid.UUID(int=0), const.CONSENT_SCOPES, site.language)
-    zone = site_zone(site.timezone)
-    used = (
-        repository.budget_used(session, now.astimezone(zone).date(), (c.id for c in campaigns))
-        if zone
-        else {}
-    )
-    return decide(newcomer, History(budget_used=used), campaigns, situation)
+    """The decision for someone new here (every scope, no history): the site's and campaigns' own checks,
+    loaded and decided the way the live path does."""
+    newcomer = PersonRow(uuid.UUID(int=0), sorted(const.CONSENT_SCOPES), site.language, None)
+    where = SiteRef.of(site)
+    return Decider.load(session, [newcomer], [(where, now)]).decide(newcomer.id, where, now, dwell_s)
 
 
 def explain(session: Session, subscriber: Subscriber, site: Site, now: datetime, dwell_s: float) -> Decision:

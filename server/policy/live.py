@@ -28,6 +28,7 @@ from server.policy.decide import (
     site_zone,
 )
 from server.policy.repository import Histories, PersonRow
+from server.sites.models import Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,10 @@ class SiteRef:
     timezone: str | None
     language: str
     name: str = ""  # for the decision's log line
+
+    @classmethod
+    def of(cls, site: Site) -> SiteRef:
+        return cls(site.id, site.timezone, site.language, site.name)
 
 
 def local_day(site: SiteRef, now: datetime) -> date | None:

@@ -58,8 +58,14 @@ _LOCK_SQLITE = update(Subscriber).where(in_list(Subscriber.id, "ids")).values(ve
 
 
 def lock_queries(dialect: str, subscriber_ids: Iterable[uuid.UUID]) -> list[Query]:
-    """The statements of `lock_people`, to run with others in one round trip; the last one's rows are the
-    people (`people_of`). None for no one."""
+    """Serialise decisions about these people until the transaction ends and read them: the statements, to
+    run first among a batch's reads; the last one's rows are the people (`people_of`), those who no longer
+    exist (withdrawn) missing.
+
+    PostgreSQL: row locks taken in id order, so two batches with people in common cannot deadlock; FOR NO KEY
+    UPDATE, not FOR UPDATE, because concurrent sightings' inserts hold FOR KEY SHARE on these rows through
+    their foreign keys. SQLite: a write takes the database's single write lock first, so a deferred
+    transaction cannot read and then fail to upgrade."""
     ids = {"ids": sorted(set(subscriber_ids))}
     if dialect == "postgresql":
         return [(_LOCK_PG, ids)]
@@ -68,21 +74,6 @@ def lock_queries(dialect: str, subscriber_ids: Iterable[uuid.UUID]) -> list[Quer
 
 def people_of(rows: Iterable[Any]) -> dict[uuid.UUID, PersonRow]:
     return {row[0]: PersonRow(*row) for row in rows}
-
-
-def lock_people(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PersonRow]:
-    """Serialise decisions about these people until the transaction ends and read them; people who no longer
-    exist (withdrawn) are missing from the answer.
-
-    PostgreSQL: row locks taken in id order, so two batches with people in common cannot deadlock; FOR NO KEY
-    UPDATE, not FOR UPDATE, because concurrent sightings' inserts hold FOR KEY SHARE on these rows through
-    their foreign keys. SQLite: a write takes the database's single write lock first, so a deferred
-    transaction cannot read and then fail to upgrade."""
-    ids = sorted(set(subscriber_ids))
-    if not ids:
-        return {}
-    connection = session.connection()
-    return people_of(direct.pipelined(connection, lock_queries(connection.dialect.name, ids))[-1])
 
 
 _CAMPAIGNS = (
@@ -266,14 +257,8 @@ def histories_of(rows: Iterable[Any]) -> Histories:
     return found
 
 
-_BUDGETED = in_list(PromptDecision.local_day, "days"), PromptDecision.outcome == Outcome.PROMPTED
-_BUDGETS = (
-    select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
-    .where(in_list(PromptDecision.campaign_id, "ids"), *_BUDGETED)
-    .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
-)
-# The same for the campaigns with a budget at these sites: it needs no answer of the campaigns' query first,
-# so both go in one round trip.
+# A day's prompts of the campaigns with a budget at these sites. By site, not by campaign: it needs no answer
+# of the campaigns' query first, so both go in one round trip.
 _BUDGETS_AT_SITES = (
     select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
     .where(
@@ -282,7 +267,8 @@ _BUDGETS_AT_SITES = (
             .join(Campaign, Campaign.id == CampaignSite.campaign_id)
             .where(in_list(CampaignSite.site_id, "sites"), Campaign.daily_budget.is_not(None))
         ),
-        *_BUDGETED,
+        in_list(PromptDecision.local_day, "days"),
+        PromptDecision.outcome == Outcome.PROMPTED,
     )
     .group_by(PromptDecision.local_day, PromptDecision.campaign_id)
 )
@@ -292,22 +278,8 @@ def budgets_at_sites_query(days: Iterable[date], site_ids: Iterable[int]) -> Que
     return (_BUDGETS_AT_SITES, {"days": sorted(set(days)), "sites": sorted(set(site_ids))})
 
 
-def budgets_used(
-    session: Session, days: Iterable[date], campaign_ids: Iterable[int]
-) -> dict[tuple[date, int], int]:
-    """Prompts given per (site-local day, campaign), for the campaigns' daily budgets."""
-    day_list, ids = sorted(set(days)), sorted(set(campaign_ids))
-    if not day_list or not ids:
-        return {}
-    return budgets_of(direct.rows(session.connection(), _BUDGETS, {"ids": ids, "days": day_list}))
-
-
 def budgets_of(rows: Iterable[Any]) -> dict[tuple[date, int], int]:
     return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None}
-
-
-def budget_used(session: Session, day: date, campaign_ids: Iterable[int]) -> dict[int, int]:
-    return {cid: n for (_day, cid), n in budgets_used(session, [day], campaign_ids).items()}
 
 
 _POLICY = (

@@ -32,7 +32,7 @@ def decide_now(
 ) -> Decision:
     """The decision the policy takes for this person at this site now, from what the database holds."""
     person = PersonRow(subscriber.id, subscriber.scopes, subscriber.language, subscriber.preferences)
-    where = SiteRef(site.id, site.timezone, site.language, site.name)
+    where = SiteRef.of(site)
     return Decider.load(session, [person], [(where, now)]).decide(subscriber.id, where, now, dwell_s)
 
 

@@ -23,7 +23,6 @@ from server.presence.eid_index import EidIndex
 from server.presence.record import IngestConfig, Pending, Recorded, Sighting, record_sightings
 from server.presence.schemas import BatchResult, EventIn, FieldError, RejectedEvent
 from server.runtime import Runtime
-from server.sites.models import Site
 from server.subscribers.models import Subscriber
 
 __all__ = ["IngestConfig", "Sighting", "ingest", "report_phone_sighting"]
@@ -66,10 +65,6 @@ def _parse(index: int, raw: dict[str, Any], now: datetime) -> EventIn | Rejected
         )
         return RejectedEvent(index=index, id=item.id, errors=[error])
     return item
-
-
-def site_ref(site: Site) -> SiteRef:
-    return SiteRef(site.id, site.timezone, site.language, site.name)
 
 
 def ingest(
@@ -177,7 +172,7 @@ def report_phone_sighting(
             f"No site uses the iBeacon region uuid={ibeacon_uuid} major={major}; "
             "stop monitoring it and refresh the app's list of regions."
         )
-    recorded = record_sightings(session, [Pending(subscriber.id, site_ref(site), sighting, now)], config)[0]
+    recorded = record_sightings(session, [Pending(subscriber.id, SiteRef.of(site), sighting, now)], config)[0]
     if recorded.duplicate:
         found = repository.decision_for_phone_sighting(session, subscriber.id, sighting.key)
         earlier = DecisionRecord.of(found) if found is not None else None
