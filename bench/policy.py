@@ -347,14 +347,15 @@ def throughput(world: World, per_request: int) -> dict[str, Any]:
 
 def latency(world: World, rate: float) -> dict[str, Any]:
     """Open loop: requests of one sighting started every 1/rate s whatever the server's state; the latency
-    counts queueing (from the scheduled start to the commit). A second of the same load goes first, not
-    counted: the engine is new, and a fresh connection plans its statements until psycopg prepares them (on
-    their fifth run), which made the first 100 ms of a run take 20-30 ms a batch. Then fresh statistics:
-    with those of the empty tables, counting a day's prompts for the budgets was a sequential scan of every
-    decision, slower as the run went on."""
+    counts queueing (from the scheduled start to the commit). Fresh statistics first: with those of the
+    empty tables, counting a day's prompts for the budgets was a sequential scan of every decision, slower as
+    the run went on. Then a second of the same load, not counted: the engine is new, a fresh connection plans
+    its statements until psycopg prepares them (on their fifth run), and the ANALYZE made PostgreSQL plan
+    every statement afresh: the first 50-100 ms took 10-30 ms a batch. (With the ANALYZE between the warm-up
+    and the timed run, about 20 of the 40 slowest requests, which set the p99, were those first ones.)"""
     engine, batcher = _batcher(world)
-    _open_loop(batcher, world, rate, WARMUP_SECONDS, 40_000_000)
     analyze(engine)  # as before the throughput runs: the earlier runs grew the tables tenfold since
+    _open_loop(batcher, world, rate, WARMUP_SECONDS, 40_000_000)
     latencies = _open_loop(batcher, world, rate, LATENCY_SECONDS, 20_000_000)
     engine.dispose()
     ordered = sorted(latencies)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     column,
+    exists,
     func,
     insert,
     select,
@@ -88,19 +89,45 @@ def insert_query(
     returning: Sequence[Column[Any]] = (),
     conflict: Sequence[str] | None = None,
     conflict_where: ColumnElement[bool] | TextClause | None = None,
+    existing: tuple[str, Column[Any]] | None = None,
 ) -> Query:
-    """PostgreSQL: `insert_rows` as a query to run with others in one round trip (`direct.pipelined`)."""
+    """PostgreSQL: `insert_rows` as a query to run with others in one round trip (`direct.pipelined`).
+    `existing` (name, column): only the rows whose `name` value is stored in `column` go in, as seen by this
+    statement (it sees what earlier statements of the transaction wrote): a row whose parent an earlier
+    statement of the pipeline skipped is skipped too."""
     names = tuple(rows[0])
     returned = tuple(c.key for c in returning)
-    key = ("insert", True, table.name, names, tuple(conflict or ()), str(conflict_where), returned)
+    guard = (existing[0], str(existing[1])) if existing is not None else None
+    key = ("insert", True, table.name, names, tuple(conflict or ()), str(conflict_where), returned, guard)
 
     def build() -> Executable:
-        pg = postgresql.insert(table).from_select(list(names), select(*_recordset(table, names).c))
+        given = _recordset(table, names)
+        chosen = select(*given.c)
+        if existing is not None:
+            name, parent = existing
+            # OFFSET 0 keeps the test a subplan, one index probe a row: as a semi-join PostgreSQL would take
+            # the recordset for 100 rows (its guess for any set-returning function) and scan all of `parent`.
+            found = select(parent).where(parent == given.c[name]).offset(0)
+            chosen = chosen.where(exists(found))
+        pg = postgresql.insert(table).from_select(list(names), chosen)
         if conflict is not None:
             pg = pg.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
         return pg.returning(*returning) if returning else pg
 
     return _cached(key, build), {"bulk_rows": rows_json(rows)}
+
+
+def new_ids_query(tables: Sequence[Table], count: int) -> Query:
+    """PostgreSQL: `count` fresh ids from each table's id sequence, in one statement; row k holds the k-th id
+    of each table, in the tables' order. Ids drawn and left unused are a gap in the sequence, nothing more."""
+    key = ("ids", tuple(t.name for t in tables))
+
+    def build() -> Executable:
+        return select(
+            *(func.nextval(func.pg_get_serial_sequence(t.name, "id")).label(t.name) for t in tables)
+        ).select_from(func.generate_series(1, bindparam("n")))
+
+    return _cached(key, build), {"n": count}
 
 
 def update_rows(

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from server.core import direct
-from server.core.bulk import insert_rows
+from server.core.bulk import insert_query, insert_rows, new_ids_query
 from server.core.const import Outcome
 from server.core.direct import Query
 from server.policy.decide import Decision, Reason
 from server.policy.live import Decider, SiteRef
 from server.policy.repository import PersonRow
-from server.prompts.deliveries import landing_token_hash, queue_prompts, secret_key
+from server.presence.models import ProximityEvent
+from server.prompts.deliveries import landing_token_hash, queue_prompts, queue_prompts_query, secret_key
 from server.prompts.models import PromptDecision
 from server.sites.models import Site
 from server.subscribers.models import Subscriber
@@ -64,17 +66,9 @@ class Decided:
     slot: int | None  # the prompt's (person, local day) slot
 
 
-def record_decisions(
-    session: Session,
-    decided: list[Decided],
-    ttl_s: int,
-    *,
-    ids: list[int] | None = None,
-    channels: dict[uuid.UUID, list[tuple[int, str]]] | None = None,
-) -> dict[int, DecisionRecord]:
-    """Record the decisions (by event id) and queue the prompts' deliveries, in this transaction. `ids`:
-    fresh decision ids drawn already (`new_ids_query`; at least one a decision), `channels`: the people's
-    push channels read already (`channels_query`).
+def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> dict[int, DecisionRecord]:
+    """Record the decisions (by event id) and queue the prompts' deliveries, in this transaction, one
+    statement after the other (SQLite; `DecisionWrites` is PostgreSQL's way in fewer round trips).
 
     The (subscriber, local_day, day_slot) key is the second guard of the daily cap: a prompt whose slot was
     taken after all (which the person's lock should make impossible) is recorded as suppressed instead."""
@@ -82,11 +76,69 @@ def record_decisions(
         return {}
     # On PostgreSQL the ids are drawn first, so each prompt's landing token hash goes in with its row
     # instead of an UPDATE of every prompt after the insert.
-    if ids is None:
-        ids = _new_ids(session, len(decided))
-    else:
+    ids = _new_ids(session, len(decided))
+    rows = _rows(session, decided, ttl_s, ids)
+    recorded = _insert(session, rows)
+    recorded |= _suppress_collided(session, decided, rows, recorded, ttl_s)
+    queue_prompts(session, _prompts(decided, recorded), hashed=ids is not None)
+    _log(decided, recorded)
+    return recorded
+
+
+class DecisionWrites:
+    """PostgreSQL: a batch's decisions and their prompts' deliveries as two queries (`queries`), to run in the
+    round trip that stores the batch's visits and events, after them; `recorded` reads their answers.
+
+    The decisions' ids, their events' ids and the people's push channels are known before (drawn and read
+    with the batch's reads), so nothing waits for an earlier answer. An event that was not stored after all
+    (another transaction stored its key meanwhile) gets no decision: the decisions' insert takes only rows
+    whose event exists, and the deliveries' only those whose decision does."""
+
+    def __init__(
+        self,
+        session: Session,
+        decided: list[Decided],
+        ttl_s: int,
+        ids: list[int],
+        channels: dict[uuid.UUID, list[tuple[int, str]]],
+    ) -> None:
         assert len(ids) >= len(decided)
-        ids = ids[: len(decided)]
+        self._decided = decided
+        self._ttl_s = ttl_s
+        self._rows = _rows(session, decided, ttl_s, ids[: len(decided)])
+        self.queries: list[Query] = []
+        if not decided:
+            return
+        self.queries.append(_insert_query(self._rows))
+        prompts = [
+            (row["id"], d.subscriber_id, d.decided_at)
+            for d, row in zip(decided, self._rows, strict=True)
+            if row["outcome"] == Outcome.PROMPTED
+        ]
+        if prompts:
+            self.queries.append(queue_prompts_query(session, prompts, channels))
+
+    def recorded(
+        self, session: Session, answers: Sequence[list[Any]], stored_events: set[int]
+    ) -> dict[int, DecisionRecord]:
+        """The recorded decisions by event id, from the queries' `answers`; `stored_events`: the ids of the
+        batch's events that were stored. A prompt that lost its day slot is recorded as suppressed now."""
+        if not self._decided:
+            return {}
+        recorded = _records(answers[0])
+        decided, rows = [], []
+        for d, row in zip(self._decided, self._rows, strict=True):
+            if d.event_id in stored_events:
+                decided.append(d)
+                rows.append(row)
+        recorded |= _suppress_collided(session, decided, rows, recorded, self._ttl_s)
+        _log(decided, recorded)
+        return recorded
+
+
+def _rows(
+    session: Session, decided: list[Decided], ttl_s: int, ids: list[int] | None
+) -> list[dict[str, Any]]:
     rows = [_row(d, d.decision, d.slot, ttl_s) for d in decided]
     if ids is not None:
         secret = secret_key(session)
@@ -94,25 +146,43 @@ def record_decisions(
             prompted = row["outcome"] == Outcome.PROMPTED
             row["id"] = decision_id
             row["landing_token_hash"] = landing_token_hash(secret, decision_id) if prompted else None
-    recorded = _insert(session, rows)
+    return rows
+
+
+def _suppress_collided(
+    session: Session,
+    decided: list[Decided],
+    rows: list[dict[str, Any]],
+    recorded: dict[int, DecisionRecord],
+    ttl_s: int,
+) -> dict[int, DecisionRecord]:
+    """Record as suppressed (`global_daily_cap`) the prompts whose day slot another prompt took."""
     collided = [(d, row) for d, row in zip(decided, rows, strict=True) if d.event_id not in recorded]
-    if collided:
-        log.warning("day slot taken despite the person's lock", extra={"count": len(collided)})
-        fallback = []
-        for d, row in collided:
-            instead = _row(d, Decision(Reason.GLOBAL_DAILY_CAP, d.decision.local_day), None, ttl_s)
-            if ids is not None:
-                instead |= {"id": row["id"], "landing_token_hash": None}
-            fallback.append(instead)
-        recorded |= _insert(session, fallback)
-    prompts = [
+    if not collided:
+        return {}
+    log.warning("day slot taken despite the person's lock", extra={"count": len(collided)})
+    fallback = []
+    for d, row in collided:
+        instead = _row(d, Decision(Reason.GLOBAL_DAILY_CAP, d.decision.local_day), None, ttl_s)
+        if "id" in row:
+            instead |= {"id": row["id"], "landing_token_hash": None}
+        fallback.append(instead)
+    return _insert(session, fallback)
+
+
+def _prompts(
+    decided: list[Decided], recorded: dict[int, DecisionRecord]
+) -> list[tuple[int, uuid.UUID, datetime]]:
+    return [
         (r.id, d.subscriber_id, d.decided_at)
         for d in decided
         if (r := recorded[d.event_id]).outcome == Outcome.PROMPTED
     ]
-    queue_prompts(session, prompts, hashed=ids is not None, channels=channels)
+
+
+def _log(decided: list[Decided], recorded: dict[int, DecisionRecord]) -> None:
     if not log.isEnabledFor(logging.INFO):
-        return recorded
+        return
     for d in decided:
         log.info(
             "decision %s",
@@ -124,17 +194,6 @@ def record_decisions(
                 "subscriber": str(d.subscriber_id)[:8],
             },
         )
-    return recorded
-
-
-_NEW_IDS = select(func.nextval(func.pg_get_serial_sequence("prompt_decisions", "id"))).select_from(
-    func.generate_series(1, bindparam("n"))
-)
-
-
-def new_ids_query(count: int) -> Query:
-    """PostgreSQL: `count` fresh decision ids (the rows' first column), to draw with other queries."""
-    return _NEW_IDS, {"n": count}
 
 
 def _new_ids(session: Session, count: int) -> list[int] | None:
@@ -142,7 +201,7 @@ def _new_ids(session: Session, count: int) -> list[int] | None:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return None
-    return [row[0] for row in direct.rows(connection, _NEW_IDS, {"n": count})]
+    return [row[0] for row in direct.rows(connection, *new_ids_query([_decisions], count))]
 
 
 def _row(d: Decided, decision: Decision, slot: int | None, ttl_s: int) -> dict[str, Any]:
@@ -163,15 +222,24 @@ def _row(d: Decided, decision: Decision, slot: int | None, ttl_s: int) -> dict[s
     }
 
 
+_decisions = cast(Table, PromptDecision.__table__)
+_events = cast(Table, ProximityEvent.__table__)
+_RETURNED = [_decisions.c[name] for name in ("id", "event_id", "outcome", "reason", "campaign_id")]
+_SLOT = ["subscriber_id", "local_day", "day_slot"]
+
+
 def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[int, DecisionRecord]:
-    t = cast(Table, PromptDecision.__table__)
-    returned = insert_rows(
-        session.connection(),
-        t,
-        rows,
-        returning=[t.c.id, t.c.event_id, t.c.outcome, t.c.reason, t.c.campaign_id],
-        conflict=["subscriber_id", "local_day", "day_slot"],
+    return _records(insert_rows(session.connection(), _decisions, rows, returning=_RETURNED, conflict=_SLOT))
+
+
+def _insert_query(rows: list[dict[str, Any]]) -> Query:
+    """The decisions' insert for a pipeline: only those whose event is stored by then."""
+    return insert_query(
+        _decisions, rows, returning=_RETURNED, conflict=_SLOT, existing=("event_id", _events.c.id)
     )
+
+
+def _records(returned: Sequence[Any]) -> dict[int, DecisionRecord]:
     return {
         event_id: DecisionRecord(decision_id, outcome, reason, campaign_id)
         for decision_id, event_id, outcome, reason, campaign_id in returned

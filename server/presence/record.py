@@ -15,20 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, select, text, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from server.core import direct
-from server.core.bulk import insert_query, insert_rows, update_query, update_rows
+from server.core.bulk import insert_query, insert_rows, new_ids_query, update_query, update_rows
 from server.core.const import EventKind
 from server.core.direct import Query
 from server.core.listparam import in_list
 from server.policy.decide import NOT_YET
 from server.policy.live import DeciderLoad, SiteRef
 from server.policy.repository import lock_queries, people_of
-from server.policy.service import Decided, DecisionRecord, new_ids_query, record_decisions
+from server.policy.service import Decided, DecisionRecord, DecisionWrites, record_decisions
 from server.presence.models import PHONE_ROWS, ProximityEvent, Visit
 from server.prompts.deliveries import channels_of, channels_query
+from server.prompts.models import PromptDecision
 from server.sites.models import Gateway
 
 
@@ -123,14 +124,12 @@ def record_sightings(
     people_deciding = {item.subscriber_id for item in deciding}
     plan = DeciderLoad(people_deciding, [(i.site, i.received_at) for i in deciding]) if deciding else None
     reads.add("decider", plan.queries if plan else [])
-    # PostgreSQL: ids for the visits and decisions this batch may add (as many as there could be; unused ones
-    # are a gap in the sequence), and the push channels of those it may prompt. Knowing the ids, the batch's
-    # visits and events go in one more round trip, the decisions with their landing tokens in another.
+    # PostgreSQL: ids for the visits, events and decisions this batch may add (as many as there could be;
+    # unused ones are a gap in the sequence), and the push channels of those it may prompt. Knowing them, all
+    # the batch's writes go in one more round trip.
     if postgres:
-        reads.add("visit_ids", [(_NEW_VISIT_IDS, {"n": len(items)})])
-        if deciding:
-            reads.add("decision_ids", [new_ids_query(len(deciding))])
-            reads.add("channels", [channels_query(people_deciding)])
+        reads.add("ids", [new_ids_query(_NEW_ROWS, len(items))])
+        reads.add("channels", [channels_query(people_deciding)] if deciding else [])
     reads.run(connection)
     people = people_of(reads["lock"][-1])
     stored = {
@@ -139,9 +138,8 @@ def record_sightings(
         for owner, key in rows
     }
     visits = _VisitBook(reads["visits"][0], config.visit_gap)
-    visit_ids = [row[0] for row in reads["visit_ids"][0]] if postgres else None
-    decision_ids = [row[0] for row in reads["decision_ids"][0]] if postgres and deciding else None
-    channels = channels_of(reads["channels"][0]) if postgres and deciding else None
+    ids = [list(drawn) for drawn in zip(*reads["ids"][0], strict=True)] if postgres else None
+    channels = channels_of(reads["channels"][0]) if postgres and deciding else {}
 
     results: list[Recorded] = [Recorded(unknown=True)] * len(items)
     known = [n for n, item in enumerate(items) if item.subscriber_id in people]
@@ -165,7 +163,7 @@ def record_sightings(
         else None
     )
     event_visits: list[tuple[int, _Visit]] = []
-    decided: list[tuple[int, _Visit, Pending, Any, int | None]] = []
+    decided: list[_Choice] = []
     for n in fresh:
         item = items[n]
         visit = visits.merge(item)
@@ -187,35 +185,58 @@ def record_sightings(
             visit.changed = True
         decided.append((n, visit, item, decision, slot))
         results[n] = Recorded()
-    if visit_ids is None:
+    if ids is None:
         visits.write(session)
         event_of = _insert_events(session, [(items[n], n, _id(visit)) for n, visit in event_visits])
+        _mark_unstored(results, fresh, event_of)
+        to_record = [_decided(d, event_of[d[0]]) for d in decided if d[0] in event_of]
+        recorded = record_decisions(session, to_record, config.prompt_ttl_s)
     else:
+        # One round trip: visits, events, decisions, deliveries, each in one statement, in this order. An
+        # event takes its drawn id; one not stored after all takes its decision and deliveries with it.
+        visit_ids, event_ids, decision_ids = ids
         writes = visits.write_queries(visit_ids)
-        inserts, events = _event_queries([(items[n], n, _id(visit)) for n, visit in event_visits])
-        written = direct.pipelined(connection, [*writes, *events])
-        event_of = _event_ids(inserts, written[len(writes) :])
+        planned = {n: event_ids[k] for k, (n, _) in enumerate(event_visits)}
+        inserts, events = _event_queries([(items[n], n, _id(visit), planned[n]) for n, visit in event_visits])
+        decisions = DecisionWrites(
+            session,
+            [_decided(d, planned[d[0]]) for d in decided],
+            config.prompt_ttl_s,
+            decision_ids,
+            channels,
+        )
+        written = direct.pipelined(connection, [*writes, *events, *decisions.queries])
+        at = len(writes) + len(events)
+        event_of = _event_ids(inserts, written[len(writes) : at])
+        _mark_unstored(results, fresh, event_of)
+        recorded = decisions.recorded(session, written[at:], set(event_of.values()))
+    for n, *_ in decided:
+        if n in event_of:
+            results[n] = Recorded(decision=recorded[event_of[n]])
+    return results
+
+
+_Choice = tuple[int, "_Visit", Pending, Any, int | None]  # position, visit, sighting, decision, day slot
+
+
+def _decided(choice: _Choice, event_id: int) -> Decided:
+    _, visit, item, decision, slot = choice
+    return Decided(
+        item.subscriber_id,
+        item.site.id,
+        item.site.name,
+        _id(visit),
+        event_id,
+        item.received_at,
+        decision,
+        slot,
+    )
+
+
+def _mark_unstored(results: list[Recorded], fresh: list[int], event_of: dict[int, int]) -> None:
     for n in fresh:
         if n not in event_of:  # stored by someone else after all: the unique index is the last guard
             results[n] = Recorded(duplicate=True)
-    decided = [d for d in decided if d[0] in event_of]
-    to_record = [
-        Decided(
-            item.subscriber_id,
-            item.site.id,
-            item.site.name,
-            _id(visit),
-            event_of[n],
-            item.received_at,
-            decision,
-            slot,
-        )
-        for n, visit, item, decision, slot in decided
-    ]
-    recorded = record_decisions(session, to_record, config.prompt_ttl_s, ids=decision_ids, channels=channels)
-    for n, _visit, _item, _decision, _slot in decided:
-        results[n] = Recorded(decision=recorded[event_of[n]])
-    return results
 
 
 class _Reads:
@@ -288,29 +309,32 @@ def _stored_keys_queries(items: Sequence[Pending]) -> list[tuple[str, Query]]:
 def _insert_events(session: Session, events: list[tuple[Pending, int, int]]) -> dict[int, int]:
     """Store the events (sighting, position in the batch, visit id) one insert per source after the other;
     their ids by position. ON CONFLICT DO NOTHING stays as the guard the unique indexes give."""
-    inserts = _event_inserts(events)
+    inserts = _event_inserts([(item, n, visit_id, None) for item, n, visit_id in events])
     connection = session.connection()
     answers = [insert_rows(connection, _events, *args, **kw) for _, _, args, kw in inserts]
     return _event_ids(inserts, answers)
 
 
-def _event_queries(events: list[tuple[Pending, int, int]]) -> tuple[_Inserts, list[Query]]:
-    """PostgreSQL: the same inserts as queries, to run with the visits' in one round trip."""
+def _event_queries(events: list[_Event]) -> tuple[_Inserts, list[Query]]:
+    """PostgreSQL: the same inserts as queries, the events with their drawn ids, to run with the visits' in
+    one round trip."""
     inserts = _event_inserts(events)
     return inserts, [insert_query(_events, *args, **kw) for _, _, args, kw in inserts]
 
 
+# An event to store: its sighting, its position in the batch, its visit's id and its own drawn id, if any.
+_Event = tuple[Pending, int, int, int | None]
 # Per source of the events there are: the source, its events, and the arguments of their insert.
-_Inserts = list[tuple[str, list[tuple[Pending, int, int]], tuple[Any, ...], dict[str, Any]]]
+_Inserts = list[tuple[str, list[_Event], tuple[Any, ...], dict[str, Any]]]
 
 
-def _event_inserts(events: list[tuple[Pending, int, int]]) -> _Inserts:
+def _event_inserts(events: list[_Event]) -> _Inserts:
     inserts: _Inserts = []
     for source in ("gateway", "phone"):
         mine = [event for event in events if event[0].sighting.source == source]
         if not mine:
             continue
-        rows = [_event_row(item, visit_id) for item, _, visit_id in mine]
+        rows = [_event_row(item, visit_id, event_id) for item, _, visit_id, event_id in mine]
         options = {
             "returning": _EVENT_IDS,
             # The predicate must be a literal: PostgreSQL infers a partial index only from a provable WHERE.
@@ -327,12 +351,13 @@ def _event_ids(inserts: _Inserts, answers: Sequence[Sequence[Any]]) -> dict[int,
     for (source, _, _, _), rows in zip(inserts, answers, strict=True):
         for row in rows:
             ids[(source, row[1] if source == "gateway" else row[2], row[3])] = row[0]
-    return {n: ids[_key(item)] for _, mine, _, _ in inserts for item, n, _ in mine if _key(item) in ids}
+    return {n: ids[_key(item)] for _, mine, _, _ in inserts for item, n, _, _ in mine if _key(item) in ids}
 
 
-def _event_row(item: Pending, visit_id: int) -> dict[str, Any]:
+def _event_row(item: Pending, visit_id: int, event_id: int | None) -> dict[str, Any]:
     s = item.sighting
     return {
+        **({"id": event_id} if event_id is not None else {}),
         "visit_id": visit_id,
         "gateway_id": s.gateway_id,
         "idempotency_key": s.key,
@@ -442,9 +467,8 @@ class _VisitBook:
 
 
 _visits = cast(Table, Visit.__table__)
-_NEW_VISIT_IDS = select(func.nextval(func.pg_get_serial_sequence("visits", "id"))).select_from(
-    func.generate_series(1, bindparam("n"))
-)
+# The tables whose ids a PostgreSQL batch draws before writing (`new_ids_query`), in this order.
+_NEW_ROWS = [_visits, _events, cast(Table, PromptDecision.__table__)]
 
 
 def _visit_row(v: _Visit) -> dict[str, Any]:

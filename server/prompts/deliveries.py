@@ -12,7 +12,7 @@ from sqlalchemy import Table, event, select
 from sqlalchemy.orm import Session
 
 from server.core import direct
-from server.core.bulk import insert_rows, update_rows
+from server.core.bulk import insert_query, insert_rows, update_rows
 from server.core.config import get_settings
 from server.core.const import ChannelKind, DeliveryStatus
 from server.core.direct import Query
@@ -64,16 +64,11 @@ def channels_of(rows: Iterable[Any]) -> dict[uuid.UUID, list[tuple[int, str]]]:
 
 
 def queue_prompts(
-    session: Session,
-    prompts: Sequence[tuple[int, uuid.UUID, datetime]],
-    *,
-    hashed: bool = False,
-    channels: dict[uuid.UUID, list[tuple[int, str]]] | None = None,
+    session: Session, prompts: Sequence[tuple[int, uuid.UUID, datetime]], *, hashed: bool = False
 ) -> None:
     """Queue prompts (decision id, person, decided at) for their people: the inbox the app pulls (always
     available) and one push per active channel, in a few statements; `hashed`: the decisions were stored
-    with their landing token's hash already, else it is written here; `channels`: the people's channels,
-    read already (`channels_query`) in this transaction."""
+    with their landing token's hash already, else it is written here."""
     if not prompts:
         return
     if not hashed:
@@ -87,9 +82,32 @@ def queue_prompts(
                 for decision_id, *_ in prompts
             ],
         )
-    if channels is None:
-        people = {subscriber_id for _, subscriber_id, _ in prompts}
-        channels = channels_of(direct.rows(session.connection(), *channels_query(people)))
+    people = {subscriber_id for _, subscriber_id, _ in prompts}
+    channels = channels_of(direct.rows(session.connection(), *channels_query(people)))
+    rows = _delivery_rows(prompts, channels)
+    insert_rows(session.connection(), _deliveries, rows)
+    if any(row["channel_id"] is not None for row in rows):
+        _wake_after_commit(session)
+
+
+def queue_prompts_query(
+    session: Session,
+    prompts: Sequence[tuple[int, uuid.UUID, datetime]],
+    channels: dict[uuid.UUID, list[tuple[int, str]]],
+) -> Query:
+    """PostgreSQL: the deliveries of prompts whose decisions carry their landing token's hash already, as one
+    query to run in the round trip that stores the decisions, after them; `channels` read already
+    (`channels_query`). Only the deliveries of decisions stored by then go in: a decision the pipeline
+    skipped gets none."""
+    rows = _delivery_rows(prompts, channels)
+    if any(row["channel_id"] is not None for row in rows):
+        _wake_after_commit(session)  # a wake-up with nothing to send is harmless
+    return insert_query(_deliveries, rows, existing=("decision_id", _decisions.c.id))
+
+
+def _delivery_rows(
+    prompts: Sequence[tuple[int, uuid.UUID, datetime]], channels: dict[uuid.UUID, list[tuple[int, str]]]
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for decision_id, subscriber_id, decided_at in prompts:
         rows.append(_delivery(decision_id, ChannelKind.INBOX, None, DeliveryStatus.AVAILABLE, None))
@@ -97,9 +115,11 @@ def queue_prompts(
             _delivery(decision_id, kind, channel_id, DeliveryStatus.PENDING, decided_at)
             for channel_id, kind in channels.get(subscriber_id, ())
         ]
-    insert_rows(session.connection(), cast(Table, Delivery.__table__), rows)
-    if any(row["channel_id"] is not None for row in rows):
-        _wake_after_commit(session)
+    return rows
+
+
+_deliveries = cast(Table, Delivery.__table__)
+_decisions = cast(Table, PromptDecision.__table__)
 
 
 def _delivery(
