@@ -516,16 +516,17 @@ p50 {l500["p50_ms"]:.1f} ms, p99 {l500["p99_ms"]:.1f} ms, max {l500["max_ms"]:.1
 
 A transaction has a fixed cost and a small cost per sighting, so one sighting alone is slow and a batch of
 many is cheap per sighting; under load the batcher makes the batches big by itself. On PostgreSQL a batch is
-six round trips: the pool's ping; one pipeline of every read (psycopg's pipeline mode: the gateways' rows,
+four round trips: the pool's ping; one pipeline of every read (psycopg's pipeline mode: the gateways' rows,
 the people's locks in id order, stored keys, recent visits, histories, campaigns, budgets, the operator's
-maxima, fresh visit and decision ids, push channels; the server runs them in that order, so the locks come
-before the reads they guard); the visits with their events; the decisions; the deliveries; the commit. Two
-transactions run at once (one's Python while the other waits). `python -m bench.policy quick` prints the
-throughput figures alone.
+maxima, fresh ids for the visits, events and decisions it may add, push channels; the server runs them in
+that order, so the locks come before the reads they guard); one pipeline of every write (visits, events,
+decisions with their landing tokens, deliveries); the commit. Two transactions run at once (one's Python
+while the other waits). `python -m bench.policy quick` prints the throughput figures alone.
 
-What changed in the session of 27 November, measured back to back on this machine against the previous
-commit (7e12eda: 703 and 767 decisions/s for requests of 1, p99 at 500/s 30 ms; the machine's speed varies
-over a day, so only such back-to-back pairs compare):
+What changed on 27 November, each measured back to back on this machine against the commit before it (the
+machine's speed varies over a day and from one machine of its kind to the next, so only such pairs
+compare). In the first session, from 7e12eda (703 and 767 decisions/s for requests of 1, p99 at 500/s
+30 ms):
 
 - the links between a batch's own rows (decision to visit and event, event to visit) have no foreign key
   (migration 0008): PostgreSQL's check of a row inserted by the same transaction cost about 55 µs each
@@ -537,13 +538,28 @@ over a day, so only such back-to-back pairs compare):
   their type processors: SQLAlchemy's execution cost about 70 µs of Python a statement;
 - the reads go in one pipeline and the visits with their events in another (fifteen round trips to six).
 
-What limits it now (cProfile with thread CPU time, py-spy `--gil`): about 4 ms of the worker's CPU for a
-batch of four sightings, spread over psycopg's per-statement work (query conversion, parameter dumping), the
-decisions themselves (`decide` builds the explain chain for every decision) and the rows' JSON; the two
-writer threads and the request threads share one interpreter lock. More worker processes would scale it
-(the people's locks make that safe). The p99 at 500/s varies most from run to run: the 40 slowest of 4,000
-requests decide it, so one stall of 30-80 ms of the shared machine (a read pipeline taking 6-10 ms instead of
-2-3, with the same CPU) sets it; over eight full runs on 27 November it measured 17.5-81 ms, median 23 ms.
+In the second session, from b44a57c (on a faster machine of the same kind: 1,500-2,100 decisions/s for
+requests of 1, one request alone p50 2.2-2.6 ms):
+
+- the decisions and the deliveries go in the pipeline of the visits and events (six round trips to four):
+  the events' ids are drawn with the visits' and decisions' in one statement, the decisions' insert takes
+  only rows whose event is stored by then and the deliveries' only those whose decision is (a race with
+  another writer would otherwise leave a decision without its event; tests/test_record_guards.py). One
+  request alone went from p50 2.2-2.6 to 2.0-2.1 ms, the p50 at 500/s from 4.5-5.3 to 4.0-5.1 ms;
+- the benchmark's ANALYZE goes before its warm-up second instead of after it: PostgreSQL plans every
+  statement afresh after an ANALYZE, and the timed run's first 50-100 ms took 10-30 ms a batch, about half
+  of the 40 requests that set the p99.
+
+What limits it now: at 500/s a batch (one to three sightings) takes about 3.1-3.7 ms, 1.4-1.7 ms of it the
+worker's CPU (thread CPU time around each phase: the read pipeline about 1.1 ms of the wall time, the write
+pipeline 0.5-1, the commit 0.4, the pool's ping 0.15). In the closed loop neither side is saturated: the
+worker used about 65% of a core and PostgreSQL about 47% while the machine was 56% busy, so the bound is
+the two writers' round trips and the one interpreter lock they share with the request threads; three or
+four writers measured the same as two (1,770-1,940 decisions/s, p99 7.6-10.2 ms). More worker processes
+would scale it (the people's locks make that safe). The p99 at 500/s varies most from run to run: the 40
+slowest of 4,000 requests decide it, so one stall of 20-80 ms of the shared machine sets it. On the slower
+machine of the first session it measured 17.5-81 ms over eight runs (median 23 ms); on this session's
+machine 6.8-16 ms over a dozen runs, with one of 33 ms.
 
 ### Simulator
 
