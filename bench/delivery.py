@@ -714,6 +714,12 @@ FINDINGS: Final = """### Findings
   went from p50 38 ms / p99 69 ms (7e12eda) to about 20-26 ms / 44-48 ms, with the worker's CPU from 8.1
   to about 7 s over the 10 s run. The previous session's runs of 7e12eda on this kind of machine had
   measured 302 ms / 563 ms: the machine's speed varies over a day, so only back-to-back runs compare.
+- **Later on 27 November** (a second session, on a faster machine of the same kind): a batch's decisions
+  and deliveries go in the round trip of its visits and events (six round trips to four; policy section).
+  At 100 prompts/s on PostgreSQL that made no difference measurable back to back (b44a57c p50 11.6-12.5 ms,
+  p99 27-31 ms; with the change 12.0-12.3 ms, 26-34 ms; worker CPU 5.6-6.0 s both): the recording
+  transaction is a small part of a prompt's path at that rate. The figures above are lower than the first
+  session's mostly because this machine is faster: the first session's code measured 19-46 ms p50 there.
 - **Earlier** (the session of 26 November): a lean load generator (httpx's async client used about 70% of
   a core at 100 requests/s on the two cores the server shares; bench/http_load.py is a keep-alive HTTP/1.1
   client); SQLite writers queue on a lock of the process (server/core/db.py `write_lock`) instead of
