@@ -10,6 +10,7 @@ Simulator: a seeded recording of 1,000,000 events built in memory, replayed with
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -289,7 +290,14 @@ def _batcher(world: World) -> tuple[Any, Any]:
     from server.presence.batcher import SightingBatcher
 
     engine = make_engine(world.url)
-    return engine, SightingBatcher(make_sessionmaker(engine))
+    batcher = SightingBatcher(make_sessionmaker(engine))
+    # What the server's lifespan does once its runtime is built (server/app.py): what exists now lives as long
+    # as the process and is kept out of the cyclic collector. Without it a full collection walked the whole
+    # heap here, world included, in 84-87 ms (gc.callbacks), stopping every request thread: it fell in about
+    # half the latency runs and then set their p99 (28-58 ms instead of 9-13).
+    gc.collect()
+    gc.freeze()
+    return engine, batcher
 
 
 def one_at_a_time(world: World, count: int = 1_000) -> dict[str, Any]:
@@ -557,10 +565,17 @@ pipeline 0.5-1, the commit 0.4, the pool's ping 0.15). In the closed loop neithe
 worker used about 65% of a core and PostgreSQL about 47% while the machine was 56% busy, so the bound is
 the two writers' round trips and the one interpreter lock they share with the request threads; three or
 four writers measured the same as two (1,770-1,940 decisions/s, p99 7.6-10.2 ms). More worker processes
-would scale it (the people's locks make that safe). The p99 at 500/s varies most from run to run: the 40
-slowest of 4,000 requests decide it, so one stall of 20-80 ms of the shared machine sets it. On the slower
-machine of the first session it measured 17.5-81 ms over eight runs (median 23 ms); on this session's
-machine 6.8-16 ms over a dozen runs, with one of 33 ms.
+would scale it (the people's locks make that safe).
+
+The p99 at 500/s used to vary most from run to run (17.5-81 ms over eight runs of the first session, median
+23 ms; 9-58 ms on this machine), which the first session put down to stalls of the shared machine. On this
+machine it was the benchmark's own garbage collector: a full collection walked the whole heap of the
+benchmark process, world included, in 84-87 ms (gc.callbacks), stopping every request thread; it fell into
+about half of the timed runs, and the 40-70 requests queued behind it set the p99. (The first session's
+spread fits the same cause; it was not measured there.) The server keeps the heap it builds at startup out
+of the cyclic collector (gc.freeze in its lifespan, server/app.py); the benchmark now does the same once its
+engine and batcher are built. Over eleven runs since, no full collection came during a timed run, and the
+p99 measured 9.9-11.3 ms, the slowest request 15.6 ms.
 
 ### Simulator
 
