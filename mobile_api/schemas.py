@@ -13,7 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from server.core.const import DEFAULT_MAX_PER_DAY, DEFAULT_MAX_PER_MONTH, DEFAULT_MAX_PER_WEEK
 
-RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="An id from an earlier answer")]
+# Up to 64 bits: a prompt's id (its decision's) is numbered by a 64-bit sequence (server.core.db.GrowingId).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="An id from an earlier answer")]
 
 
 class OptInCreate(BaseModel):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -41,6 +41,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The ids of the tables that grow with every sighting (visits, events, decisions, deliveries, responses) and
+# the columns that point at them: 64 bits on PostgreSQL, where a 32-bit sequence would run out after 2.1
+# billion rows, in five days at the plan's peak of 5,000 events a second. SQLite's INTEGER PRIMARY KEY is a
+# 64-bit rowid already (a BIGINT column would not be one, and would not number itself).
+GrowingId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):

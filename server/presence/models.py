@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, utcnow
+from server.core.db import Base, GrowingId, utcnow
 
 # The predicate of the phone rows' unique index; a literal, so that ON CONFLICT can infer the index.
 PHONE_ROWS = "source = 'phone'"
@@ -24,7 +24,7 @@ class Visit(Base):
         Index("ix_visits_subscriber_id_site_id_last_seen_at", "subscriber_id", "site_id", "last_seen_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(GrowingId, primary_key=True)
     subscriber_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     started_at: Mapped[datetime] = mapped_column()
@@ -59,7 +59,7 @@ class ProximityEvent(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(GrowingId, primary_key=True)
     gateway_id: Mapped[int | None] = mapped_column(ForeignKey("gateways.id", ondelete="CASCADE"))
     idempotency_key: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
@@ -67,7 +67,7 @@ class ProximityEvent(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
     # No foreign key, for the reason PromptDecision.visit_id gives; the retention purge unlinks it.
-    visit_id: Mapped[int | None] = mapped_column(index=True)
+    visit_id: Mapped[int | None] = mapped_column(GrowingId, index=True)
     kind: Mapped[str] = mapped_column(String(8))
     observed_at: Mapped[datetime] = mapped_column(index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

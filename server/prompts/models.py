@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, utcnow
+from server.core.db import Base, GrowingId, utcnow
 
 
 class PromptDecision(Base):
@@ -23,7 +23,7 @@ class PromptDecision(Base):
         Index("ix_prompt_decisions_campaign_id_local_day", "campaign_id", "local_day"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(GrowingId, primary_key=True)
     # No index of its own: the unique key above starts with it (histories, erasure).
     subscriber_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
@@ -33,8 +33,8 @@ class PromptDecision(Base):
     # unlinks them itself (through these indexes); erasure deletes the person's decisions with them. Deleting
     # a gateway would cascade to its events and leave event_id dangling: nothing deletes gateways (they are
     # revoked), and whatever comes to must unlink first.
-    visit_id: Mapped[int | None] = mapped_column(index=True)
-    event_id: Mapped[int | None] = mapped_column(index=True)
+    visit_id: Mapped[int | None] = mapped_column(GrowingId, index=True)
+    event_id: Mapped[int | None] = mapped_column(GrowingId, index=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_variants.id", ondelete="SET NULL"))
     outcome: Mapped[str] = mapped_column(String(16))  # prompted | suppressed
@@ -50,9 +50,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("decision_id", "channel_kind", "channel_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(GrowingId, primary_key=True)
     # No index of its own: the unique key above starts with it.
-    decision_id: Mapped[int] = mapped_column(ForeignKey("prompt_decisions.id", ondelete="CASCADE"))
+    decision_id: Mapped[int] = mapped_column(GrowingId, ForeignKey("prompt_decisions.id", ondelete="CASCADE"))
     channel_kind: Mapped[str] = mapped_column(String(16))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("push_channels.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -66,9 +66,9 @@ class Delivery(Base):
 class PromptResponse(Base):
     __tablename__ = "prompt_responses"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(GrowingId, primary_key=True)
     decision_id: Mapped[int] = mapped_column(
-        ForeignKey("prompt_decisions.id", ondelete="CASCADE"), index=True
+        GrowingId, ForeignKey("prompt_decisions.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(16))  # opened | accepted | dismissed | not_here | not_this_org
     at: Mapped[datetime] = mapped_column(default=utcnow)
