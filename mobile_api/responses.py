@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from mobile_api.schemas import ResponseCreate, ResponsePublic, RowId
+from mobile_api.schemas import PromptId, ResponseCreate, ResponsePublic
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
 from server.core.const import ResponseKind
 from server.subscribers.responses import respond
@@ -20,7 +20,7 @@ router = APIRouter()
     responses={200: {"description": "This response was recorded before; the first one"}},
 )
 def respond_to_prompt(
-    decision_id: RowId,
+    decision_id: PromptId,
     body: ResponseCreate,
     subscriber: CurrentDevice,
     session: SessionDep,

@@ -13,8 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from server.core.const import DEFAULT_MAX_PER_DAY, DEFAULT_MAX_PER_MONTH, DEFAULT_MAX_PER_WEEK
 
-# Up to 64 bits: a prompt's id (its decision's) is numbered by a 64-bit sequence (server.core.db.GrowingId).
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="An id from an earlier answer")]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="An id from an earlier answer")]
+# A prompt's id (its decision's) is numbered by a 64-bit sequence (server.core.db.GrowingId).
+PromptId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A prompt's id, from the inbox")]
 
 
 class OptInCreate(BaseModel):

@@ -3,8 +3,8 @@ the plan's peak would use up 32-bit ids within days, and every gateway's events 
 
 PostgreSQL numbers them by sequences, which the test moves past 32 bits before a sighting goes through the
 whole path: the event, its visit, the decision, its deliveries, the phone's inbox, its landing page and the
-person's answer. SQLite's INTEGER PRIMARY KEY is a 64-bit rowid by construction; the phone API's bound on
-ids holds on both."""
+person's answer. SQLite's INTEGER PRIMARY KEY is a 64-bit rowid by construction; the phone API's bounds on
+ids hold on both."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_a_prompt_goes_through_with_ids_past_32_bits(client, session: Session, c
     assert all(row_id > PAST_32_BITS for row_id in ids)
 
 
-def test_the_phone_api_takes_ids_past_32_bits(client) -> None:
+def test_the_phone_api_takes_prompt_ids_past_32_bits_and_no_others(client) -> None:
     walker = opt_in(client)
     unknown = client.post(
         f"/mobile/v1/me/prompts/{PAST_32_BITS}/responses", json={"kind": "opened"}, headers=walker.headers
@@ -76,3 +76,7 @@ def test_the_phone_api_takes_ids_past_32_bits(client) -> None:
         f"/mobile/v1/me/prompts/{2**63}/responses", json={"kind": "opened"}, headers=walker.headers
     )
     assert too_big.status_code == 422
+    # Push channels and exclusions keep 32-bit ids: a larger one is refused, not looked up (an error there).
+    for path in ("push-channels", "exclusions"):
+        refused = client.delete(f"/mobile/v1/me/{path}/{PAST_32_BITS}", headers=walker.headers)
+        assert refused.status_code == 422, (path, refused.text)

@@ -7,7 +7,9 @@ Create Date: 2026-11-27 04:30:00
 visits, proximity_events, prompt_decisions, deliveries and prompt_responses were numbered by 32-bit
 sequences: 2.1 billion rows in all, whatever the purge deletes, which the plan's peak of 5,000 events a
 second would use up in five days, after which every gateway's events fail. PostgreSQL only: SQLite's
-INTEGER PRIMARY KEY is a 64-bit rowid already. Each table is rewritten once (ALTER ... TYPE), under its lock.
+INTEGER PRIMARY KEY is a 64-bit rowid already. Each table is rewritten once (ALTER ... TYPE) with its indexes,
+under an exclusive lock held to the end of the migration: on a large database, run it in a quiet hour (the
+gateways' outboxes keep their events meanwhile).
 """
 
 from collections.abc import Sequence
