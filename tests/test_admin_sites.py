@@ -169,3 +169,18 @@ def test_support_lists_show_pseudonyms_never_subscriber_ids(client, session, clo
     assert uuid.UUID(int=subscriber.id.int).hex not in answer.text
     deliveries = client.get(f"{API}/deliveries", headers=world.headers["viewer_a"]).json()
     assert deliveries["total"] == 1
+
+
+def test_an_id_past_what_the_database_holds_is_a_client_error(client, session, clock, engine):
+    """PostgreSQL refuses a value its column's type cannot hold (an id past 2^31 - 1): a 422 that says so, not
+    a 500; SQLite, whose integers are 64-bit, finds nothing."""
+    world = make_world(session, clock())
+    session.commit()
+    headers = world.headers["editor_a"]
+    for path, on_sqlite in ((f"{API}/sites/{2**40}", 404), (f"{API}/sites?organisation_id={2**40}", 200)):
+        answer = client.get(path, headers=headers)
+        if engine.dialect.name == "postgresql":
+            assert answer.status_code == 422, (path, answer.text)
+            assert answer.json()["code"] == "value_out_of_range"
+        else:
+            assert answer.status_code == on_sqlite, (path, answer.text)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("nahbar.errors")
 
 
 class NahbarError(Exception):
@@ -101,6 +104,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
 
+    async def on_data_error(_request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot hold in its column's type, such as an id past 2^31 - 1 in a path or
+        # filter, which PostgreSQL refuses (SQLite finds nothing): the request's fault, so a 422 rather than a
+        # 500; logged with its cause in case a bug of ours made the value.
+        log.warning("the database refused a value: %s", exc.__cause__ or exc)
+        return problem(
+            422, "value_out_of_range", "A value in the request is out of range for what it refers to."
+        )
+
     app.add_exception_handler(NahbarError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DataError, on_data_error)
