@@ -13,8 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from server.core import direct
-from server.core.bulk import insert_query, insert_rows, new_ids_query
+from server.core.bulk import insert_query, insert_rows
 from server.core.const import Outcome
 from server.core.direct import Query
 from server.policy.decide import Decision, Reason
@@ -68,19 +67,17 @@ class Decided:
 
 def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> dict[int, DecisionRecord]:
     """Record the decisions (by event id) and queue the prompts' deliveries, in this transaction, one
-    statement after the other (SQLite; `DecisionWrites` is PostgreSQL's way in fewer round trips).
+    statement after the other (SQLite's way; `DecisionWrites` is PostgreSQL's, in one round trip). The
+    prompts' landing token hashes are written once their ids are known (`queue_prompts`).
 
     The (subscriber, local_day, day_slot) key is the second guard of the daily cap: a prompt whose slot was
     taken after all (which the person's lock should make impossible) is recorded as suppressed instead."""
     if not decided:
         return {}
-    # On PostgreSQL the ids are drawn first, so each prompt's landing token hash goes in with its row
-    # instead of an UPDATE of every prompt after the insert.
-    ids = _new_ids(session, len(decided))
-    rows = _rows(session, decided, ttl_s, ids)
+    rows = [_row(d, d.decision, d.slot, ttl_s) for d in decided]
     recorded = _insert(session, rows)
     recorded |= _suppress_collided(session, decided, rows, recorded, ttl_s)
-    queue_prompts(session, _prompts(decided, recorded), hashed=ids is not None)
+    queue_prompts(session, _prompts(decided, recorded))
     _log(decided, recorded)
     return recorded
 
@@ -105,7 +102,13 @@ class DecisionWrites:
         assert len(ids) >= len(decided)
         self._decided = decided
         self._ttl_s = ttl_s
-        self._rows = _rows(session, decided, ttl_s, ids[: len(decided)])
+        self._rows = [_row(d, d.decision, d.slot, ttl_s) for d in decided]
+        # Each prompt's landing token hash goes in with its row: its id is known before the insert.
+        secret = secret_key(session)
+        for row, decision_id in zip(self._rows, ids, strict=False):
+            row["id"] = decision_id
+            prompted = row["outcome"] == Outcome.PROMPTED
+            row["landing_token_hash"] = landing_token_hash(secret, decision_id) if prompted else None
         self.queries: list[Query] = []
         if not decided:
             return
@@ -134,19 +137,6 @@ class DecisionWrites:
         recorded |= _suppress_collided(session, decided, rows, recorded, self._ttl_s)
         _log(decided, recorded)
         return recorded
-
-
-def _rows(
-    session: Session, decided: list[Decided], ttl_s: int, ids: list[int] | None
-) -> list[dict[str, Any]]:
-    rows = [_row(d, d.decision, d.slot, ttl_s) for d in decided]
-    if ids is not None:
-        secret = secret_key(session)
-        for row, decision_id in zip(rows, ids, strict=True):
-            prompted = row["outcome"] == Outcome.PROMPTED
-            row["id"] = decision_id
-            row["landing_token_hash"] = landing_token_hash(secret, decision_id) if prompted else None
-    return rows
 
 
 def _suppress_collided(
@@ -194,14 +184,6 @@ def _log(decided: list[Decided], recorded: dict[int, DecisionRecord]) -> None:
                 "subscriber": str(d.subscriber_id)[:8],
             },
         )
-
-
-def _new_ids(session: Session, count: int) -> list[int] | None:
-    """`count` fresh decision ids from the table's sequence (PostgreSQL); None on SQLite, which has none."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        return None
-    return [row[0] for row in direct.rows(connection, *new_ids_query([_decisions], count))]
 
 
 def _row(d: Decided, decision: Decision, slot: int | None, ttl_s: int) -> dict[str, Any]:

@@ -63,25 +63,21 @@ def channels_of(rows: Iterable[Any]) -> dict[uuid.UUID, list[tuple[int, str]]]:
     return channels
 
 
-def queue_prompts(
-    session: Session, prompts: Sequence[tuple[int, uuid.UUID, datetime]], *, hashed: bool = False
-) -> None:
-    """Queue prompts (decision id, person, decided at) for their people: the inbox the app pulls (always
-    available) and one push per active channel, in a few statements; `hashed`: the decisions were stored
-    with their landing token's hash already, else it is written here."""
+def queue_prompts(session: Session, prompts: Sequence[tuple[int, uuid.UUID, datetime]]) -> None:
+    """Queue prompts (decision id, person, decided at) for their people: their landing token's hash, the
+    inbox the app pulls (always available) and one push per active channel, in a few statements."""
     if not prompts:
         return
-    if not hashed:
-        secret = secret_key(session)
-        update_rows(
-            session.connection(),
-            cast(Table, PromptDecision.__table__),
-            "id",
-            [
-                {"id": decision_id, "landing_token_hash": landing_token_hash(secret, decision_id)}
-                for decision_id, *_ in prompts
-            ],
-        )
+    secret = secret_key(session)
+    update_rows(
+        session.connection(),
+        _decisions,
+        "id",
+        [
+            {"id": decision_id, "landing_token_hash": landing_token_hash(secret, decision_id)}
+            for decision_id, *_ in prompts
+        ],
+    )
     people = {subscriber_id for _, subscriber_id, _ in prompts}
     channels = channels_of(direct.rows(session.connection(), *channels_query(people)))
     rows = _delivery_rows(prompts, channels)
