@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from mobile_api.router import router as mobile_router
 from server.admin.router import router as admin_router
+from server.api.admission import Admission
 from server.api.health import router as health_router
 from server.api.limits import BodySizeLimit
 from server.core.config import Settings, get_settings
@@ -57,6 +58,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
+    # Added first, so it runs inside the body limit: a body is capped before admission buffers it.
+    app.add_middleware(
+        Admission, slots=settings.max_concurrent_requests, wait_s=settings.request_queue_seconds
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     for router in (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router):
         app.include_router(router)

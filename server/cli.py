@@ -38,7 +38,15 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+    )
 
 
 @app.command()

@@ -13,10 +13,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.config import Settings
-from server.core.db import make_engine, make_sessionmaker
+from server.core.db import POOL_RESERVE, make_engine, make_sessionmaker
 from server.core.security import KeySealer
 from server.presence.batcher import SightingBatcher
 from server.presence.eid_index import EidIndex, Keyed
+from server.presence.opt_ins import OptInLook
 from server.subscribers.models import Subscriber
 
 log = logging.getLogger("nahbar.runtime")
@@ -34,33 +35,26 @@ class Runtime:
     sealer: KeySealer
     eid_index: EidIndex
     clock: Callable[[], datetime]
-    # Combines concurrent gateway batches into one transaction; None for an in-memory SQLite database,
-    # whose one connection belongs to one thread.
+    opt_ins: OptInLook
+    # Combines concurrent sightings (gateways' batches, phones' own) into one transaction; None for an
+    # in-memory SQLite database, whose one connection belongs to one thread.
     sightings: SightingBatcher | None = None
-
-    def keys_since(self, since: datetime) -> Iterator[Keyed]:
-        """The keys of subscribers who opted in at or after `since` (for workers that did not see it)."""
-        with self.sessions() as session:
-            rows = session.execute(
-                select(Subscriber.id, Subscriber.identity_key_sealed, Subscriber.rotation_exponent).where(
-                    Subscriber.created_at >= since
-                )
-            )
-            for sub_id, sealed, k in rows:
-                yield Keyed(sub_id, self.sealer.open(sealed, sub_id.bytes), k)
 
     @classmethod
     def build(cls, settings: Settings, clock: Callable[[], datetime] = system_clock) -> Runtime:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(
+            settings.database_url, pool_size=settings.max_concurrent_requests + POOL_RESERVE, serving=True
+        )
         sessions = make_sessionmaker(engine)
         sealer = KeySealer(settings.secret_key.get_secret_value())
 
-        def load_keys() -> Iterator[Keyed]:
+        def load_keys(since: datetime | None = None) -> Iterator[Keyed]:
+            """Every subscriber's key, or of those who opted in at or after `since` (for a look)."""
+            query = select(Subscriber.id, Subscriber.identity_key_sealed, Subscriber.rotation_exponent)
+            if since is not None:
+                query = query.where(Subscriber.created_at >= since)
             with sessions() as session:
-                rows = session.execute(
-                    select(Subscriber.id, Subscriber.identity_key_sealed, Subscriber.rotation_exponent)
-                )
-                for sub_id, sealed, k in rows:
+                for sub_id, sealed, k in session.execute(query):
                     yield Keyed(sub_id, sealer.open(sealed, sub_id.bytes), k)
 
         # resolve() reads the clock once per event: time.time is the system clock's timestamp, 5x cheaper.
@@ -81,7 +75,9 @@ class Runtime:
         url = engine.url
         in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         batcher = None if in_memory else SightingBatcher(sessions)
-        return cls(settings, engine, sessions, sealer, index, clock, batcher)
+        return cls(
+            settings, engine, sessions, sealer, index, clock, OptInLook(index, load_keys, clock), batcher
+        )
 
     def close(self) -> None:
         self.engine.dispose()

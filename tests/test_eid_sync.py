@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from server.app import create_app
 from server.core.config import Settings
+from server.presence.models import ProximityEvent
 from server.presence.tasks import sync_opt_ins
 from tests.conftest import Clock
-from tests.world import make_charity, opt_in
+from tests.world import Phone, enrol, event, make_charity, opt_in
 
 
 def test_an_opt_in_on_one_worker_resolves_on_another_after_the_sync(
@@ -34,3 +36,35 @@ def test_an_opt_in_on_one_worker_resolves_on_another_after_the_sync(
         assert other.eid_index.resolve(broadcast) == subscriber
         assert sync_opt_ins(other) == 0, "a second run adds nobody twice"
         assert len(other.eid_index) == 1
+
+
+def test_a_sighting_right_after_an_opt_in_on_another_worker_is_stored_not_dropped(
+    settings: Settings, session, clock: Clock
+):
+    charity = make_charity(session, clock())
+    quiet = settings.model_copy(update={"scheduler_enabled": False})
+    with (
+        TestClient(create_app(quiet, clock=clock)) as first,
+        TestClient(create_app(quiet, clock=clock)) as second,
+    ):
+        gateway = enrol(second, charity.enrolment_code)
+        phone = opt_in(first)  # the second worker has not heard of it, and no sync job runs
+        stranger = bytes(range(16))  # an EID nobody broadcasts stays dropped
+
+        answer = second.post(
+            "/gateway/v1/events",
+            json={
+                "events": [
+                    event("event-0001", phone, clock()),
+                    event("event-0002", Phone({}, stranger, 10), clock()),
+                ]
+            },
+            headers=gateway,
+        )
+
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == ["event-0001", "event-0002"]
+        session.expire_all()
+        stored = session.scalars(select(ProximityEvent.idempotency_key)).all()
+        assert stored == ["event-0001"], "the new subscriber's sighting is stored, the stranger's dropped"
+        assert len(second.app.state.runtime.eid_index) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -181,6 +183,36 @@ def test_events_from_the_future_are_rejected(client, session, clock: Clock):
     answer = client.post("/gateway/v1/events", json={"events": [future]}, headers=gateway)
     assert answer.status_code == 422
     assert answer.json()["rejected"][0]["errors"][0]["field"] == "events[0].observed_at"
+
+
+def test_times_outside_the_sane_window_are_rejected_per_item_and_the_rest_is_stored(
+    client, session, clock: Clock
+):
+    gateway = enrol(client, make_charity(session, clock()).enrolment_code)
+    phone = opt_in(client)
+    at = {
+        "evt-w-00001": "0001-01-01T00:00:00Z",  # once an OverflowError that failed the whole batch
+        "evt-w-00002": "0001-01-01T00:00:00+14:00",
+        "evt-w-00003": (clock() - timedelta(days=15)).isoformat(),  # older than the 14 days kept
+        "evt-w-00004": "9999-12-31T23:59:59-12:00",
+    }
+    events = [event(key, phone, clock()) | {"observed_at": when} for key, when in at.items()]
+    # A gateway's outbox after an outage: 13 days old, still kept (the EID is the one resolvable now).
+    late = (clock() - timedelta(days=13)).isoformat()
+    events.append(event("evt-w-00005", phone, clock()) | {"observed_at": late})
+
+    answer = client.post("/gateway/v1/events", json={"events": events}, headers=gateway)
+
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["accepted"] == ["evt-w-00005"]
+    rejected = {r["id"]: r["errors"] for r in body["rejected"]}
+    assert set(rejected) == set(at)
+    assert all(errors[0]["field"].endswith(".observed_at") for errors in rejected.values())
+    assert "retention" in rejected["evt-w-00003"][0]["message"]
+    assert "future" in rejected["evt-w-00004"][0]["message"]
+    session.expire_all()
+    assert session.scalars(select(ProximityEvent.idempotency_key)).all() == ["evt-w-00005"]
 
 
 def test_oversized_bodies_are_refused_before_parsing(client, session, clock: Clock):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,6 +102,7 @@ _GATEWAY_AT_SITE = (
 
 
 GatewayCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_gateway_bearer)]
+DeviceCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_device_bearer)]
 
 
 def gateway_token(credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -120,6 +122,23 @@ def gateway_at_site(runtime: Runtime, token: str) -> GatewayAtSite:
     if row is None or row[2] is not None:
         raise Unauthorized("Unknown or revoked gateway token; enrol the gateway again with a new code.")
     return GatewayAtSite(row[0], row[1], SiteRef(row[3], row[4], row[5], row[6]))
+
+
+_DEVICE = select(Subscriber.id).where(Subscriber.device_token_hash == bindparam("token_hash"))
+
+
+def current_device_id(runtime: RuntimeDep, credentials: DeviceCredentials) -> uuid.UUID:
+    """The calling phone's subscriber id, read in a connection given back before this returns: for the
+    sighting path, which records in the batcher's transaction and must hold nothing while it waits."""
+    token = _token(credentials, "device")
+    with runtime.engine.connect() as connection:
+        subscriber_id = connection.execute(_DEVICE, {"token_hash": hash_token(token)}).scalar()
+    if subscriber_id is None:
+        raise Unauthorized("Unknown device token; opt in again to get a new one.")
+    return subscriber_id
+
+
+CurrentDeviceId = Annotated[uuid.UUID, Depends(current_device_id)]
 
 
 CurrentGateway = Annotated[Gateway, Depends(current_gateway)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from fastapi import Depends, Request
 
 from server.api.deps import CurrentDevice, RuntimeDep
 from server.core.errors import NahbarError
+from server.runtime import Runtime
 
 Network = IPv4Network | IPv6Network
 
@@ -157,13 +159,13 @@ def limit_optin(request: Request, runtime: RuntimeDep) -> None:
     )
 
 
-def limit_sightings(request: Request, runtime: RuntimeDep, subscriber: CurrentDevice) -> None:
+def limit_sightings(request: Request, runtime: Runtime, subscriber_id: uuid.UUID) -> None:
     """At most `sightings_per_minute_per_device` sightings a minute from one device."""
     per_minute = runtime.settings.sightings_per_minute_per_device
     limiter = _limiter(request, runtime, "sightings", per_minute, 60)
     _take(
         limiter,
-        str(subscriber.id),
+        str(subscriber_id),
         f"Too many sightings from this device: at most {per_minute} a minute. Report region transitions "
         "(enter, exit) and a dwell every few minutes, not every ranging callback.",
     )
@@ -186,4 +188,3 @@ def limit_pairing(request: Request, runtime: RuntimeDep, subscriber: CurrentDevi
 
 OptInRateLimit = Annotated[None, Depends(limit_optin)]
 PairingRateLimit = Annotated[None, Depends(limit_pairing)]
-SightingRateLimit = Annotated[None, Depends(limit_sightings)]

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     rate_limit_max_keys: int = Field(default=100_000, ge=100, le=10_000_000)
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); empty: none is.
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    # Requests one worker handles at once (the rest wait up to request_queue_seconds, then get 503); below
+    # the thread pool's 40 threads, see server/api/admission.py. Each worker keeps this many database
+    # connections plus 8 for its background work (12 at peak).
+    max_concurrent_requests: int = Field(default=24, ge=1, le=32)
+    request_queue_seconds: float = Field(default=5.0, gt=0, le=60)
+    # How long a stopping worker lets the requests under way finish before it closes their connections.
+    shutdown_timeout_seconds: int = Field(default=10, ge=1, le=300)
     scheduler_enabled: bool = True  # background jobs (EID rotation, retention purge) in this process
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

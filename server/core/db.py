@@ -14,6 +14,8 @@ from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, TypeDeco
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from server.core.errors import ServiceUnavailable
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -60,39 +62,80 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
-# Sync endpoints and their session dependency run on AnyIO's thread pool (40 threads). With fewer pooled
-# connections than threads, an overloaded worker deadlocks: every thread waits for a connection, and the
-# sessions holding connections cannot finish, because their commit needs a thread too. So the pool is sized
-# above the thread limit, plus room for the delivery sender and the scheduler's jobs. And it keeps that many
-# open: connections above `pool_size` are closed when given back, and under load a worker opened and closed
-# one per request (a new PostgreSQL backend each time; on SQLite the WAL pragma waits for the writer).
-POOL_SIZE: Final = 45
-POOL_OVERFLOW: Final = 15
+# Connections a process keeps for its requests and its background work. Requests are admitted a bounded
+# number at a time (server/api/admission.py), each holding at most one connection, so the pool is that number
+# plus room for the delivery sender, the scheduler's jobs and the EID index's loads. Connections above
+# `pool_size` are closed when given back (a new PostgreSQL backend each time), so the pool keeps them open.
+POOL_RESERVE: Final = 8
+POOL_OVERFLOW: Final = 4
+DEFAULT_POOL_SIZE: Final = 32
+# How long a thread waits for a pooled connection before its request fails with 503 (never for ever).
+POOL_TIMEOUT_S: Final = 10.0
+# PostgreSQL, for the server's connections: a statement waits at most this long for a row lock (then the
+# request fails with 503 and is retried), and a transaction left idle this long is ended by the server, so
+# no lock can be held for ever by a request that stopped moving.
+LOCK_TIMEOUT_MS: Final = 5_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS: Final = 60_000
+# SQLite: how long a writer waits for the database's one write lock (the busy handler), and for the
+# process's own writer lock before it.
+SQLITE_BUSY_TIMEOUT_S: Final = 10.0
 
 
-def make_engine(database_url: str) -> Engine:
-    """Create an engine; SQLite gets WAL and foreign keys, PostgreSQL the psycopg 3 driver."""
+def make_engine(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE, serving: bool = False) -> Engine:
+    """Create an engine; SQLite gets WAL and foreign keys, PostgreSQL the psycopg 3 driver.
+
+    `serving`: the server's own engine, whose PostgreSQL sessions get bounded lock waits (a migration or a
+    command run by hand may wait as long as it must)."""
     url = make_url(database_url)
     if url.drivername == "postgresql" or url.drivername == "postgres":
         url = url.set(drivername="postgresql+psycopg")
+    sized = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_TIMEOUT_S}
     if url.get_backend_name() == "sqlite":
         in_memory = url.database in (None, "", ":memory:")
         if url.database and not in_memory:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # An in-memory database lives in one connection (SingletonThreadPool); a file gets a sized pool.
-        pool = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool)
+        pool = {} if in_memory else sized
+        connect = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
+        engine = create_engine(url, connect_args=connect, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+    connect_args = {}
+    if serving:
+        connect_args["options"] = (
+            f"-c lock_timeout={LOCK_TIMEOUT_MS} "
+            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+        )
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **sized)
 
 
-_sqlite_writers: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class WriterBusy(ServiceUnavailable):
+    code = "database_busy"
+
+
+class _WriterLock:
+    """The process's SQLite writer lock; a thread waits for it as long as SQLite's own busy handler would."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            raise WriterBusy(
+                "The database is busy with other writes; retry in a few seconds.",
+                headers={"Retry-After": "2"},
+            )
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 _sqlite_writers_lock = threading.Lock()
 
 
@@ -109,7 +152,7 @@ def write_lock(sessions: sessionmaker[Session]) -> AbstractContextManager[Any]:
     with _sqlite_writers_lock:
         lock = _sqlite_writers.get(engine)
         if lock is None:
-            lock = _sqlite_writers[engine] = threading.Lock()
+            lock = _sqlite_writers[engine] = _WriterLock()
     return lock
 
 

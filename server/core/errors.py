@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -113,7 +114,27 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "value_out_of_range", "A value in the request is out of range for what it refers to."
         )
 
+    async def on_database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # No connection in time (the pool is exhausted), the database refused one (too many clients, down),
+        # a row lock not had within the lock timeout, a transaction ended for idling: all pass, so the
+        # client is told to come back rather than handed a 500. Logged without the statement's values.
+        cause = getattr(exc, "orig", None) or exc
+        log.warning(
+            "database unavailable for a request: %s",
+            type(cause).__name__,
+            extra={"sqlstate": getattr(cause, "sqlstate", None)},
+        )
+        return problem(
+            503,
+            "database_unavailable",
+            "The database is busy or unreachable; retry in a few seconds.",
+            headers={"Retry-After": "2"},
+            retry_after_s=2,
+        )
+
     app.add_exception_handler(NahbarError, on_domain_error)
+    app.add_exception_handler(OperationalError, on_database_unavailable)
+    app.add_exception_handler(PoolTimeout, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(DataError, on_data_error)

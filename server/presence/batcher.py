@@ -22,6 +22,7 @@ from typing import Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.db import write_lock
+from server.core.errors import ServiceUnavailable
 from server.presence.record import IngestConfig, Pending, Recorded, record_sightings
 
 log = logging.getLogger("nahbar.presence")
@@ -32,6 +33,15 @@ MAX_ITEMS: Final = 500  # sightings in one transaction; a single larger request 
 # transactions. On SQLite one: it has one writer anyway.
 WRITERS_POSTGRESQL: Final = 2
 WRITERS_SQLITE: Final = 1
+# Every wait is bounded. A request waits this long for a recording thread to take its sightings, then gets
+# 503 with Retry-After and nothing recorded; once taken, it waits for that transaction, whose own waits
+# (a connection, a row lock, SQLite's writer) are bounded well below this.
+QUEUE_WAIT_S: Final = 10.0
+RECORD_WAIT_S: Final = 60.0
+
+
+class SightingsBusy(ServiceUnavailable):
+    code = "overloaded"
 
 
 @dataclass(slots=True)
@@ -50,7 +60,12 @@ class SightingBatcher:
     """One per process; safe with any number of processes (the database's locks order them)."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], max_items: int = MAX_ITEMS, writers: int | None = None
+        self,
+        sessions: sessionmaker[Session],
+        max_items: int = MAX_ITEMS,
+        writers: int | None = None,
+        queue_wait_s: float = QUEUE_WAIT_S,
+        record_wait_s: float = RECORD_WAIT_S,
     ):
         self._sessions = sessions
         self._max_items = max_items
@@ -59,6 +74,8 @@ class SightingBatcher:
             sqlite = bind is not None and bind.dialect.name == "sqlite"
             writers = WRITERS_SQLITE if sqlite else WRITERS_POSTGRESQL
         self._writers = writers
+        self._queue_wait_s = queue_wait_s
+        self._record_wait_s = record_wait_s
         self._write_lock = write_lock(sessions)
         self._busy = 0  # threads recording now
         self._queue: list[_Job] = []  # jobs no recording thread has taken yet
@@ -81,8 +98,14 @@ class SightingBatcher:
             if self._busy < self._writers:
                 self._busy += 1
                 job.lead = True
-        if not job.lead:
-            job.wake.wait()
+        if not job.lead and not job.wake.wait(self._queue_wait_s):
+            with self._lock:
+                if not job.lead and not job.done and job in self._queue:
+                    self._queue.remove(job)  # nobody took it: it leaves the queue unrecorded
+                    raise SightingsBusy(
+                        "The server is busy recording other sightings; retry in a few seconds.",
+                        headers={"Retry-After": "2"},
+                    )
         if job.lead:
             try:
                 while True:
@@ -94,7 +117,7 @@ class SightingBatcher:
                     if jobs:
                         self._run(jobs)
                     else:  # another recording thread took this job; it wakes this one when done
-                        job.wake.wait()
+                        self._until_done(job)
             finally:
                 with self._lock:
                     if self._queue:  # hand on to the oldest waiting job's thread; the slot stays taken
@@ -103,10 +126,21 @@ class SightingBatcher:
                         successor.wake.set()
                     else:
                         self._busy -= 1
+        else:
+            self._until_done(job)
         if job.error is not None:
             raise job.error
         assert job.results is not None
         return job.results
+
+    def _until_done(self, job: _Job) -> None:
+        """Wait for another thread's transaction with this job; bounded, as that transaction's waits are."""
+        if not job.wake.wait(self._record_wait_s) and not job.done:
+            # Its transaction may still commit: the caller retries, and the idempotency keys make that safe.
+            raise SightingsBusy(
+                "Recording these sightings is taking too long; retry in a few seconds.",
+                headers={"Retry-After": "5"},
+            )
 
     def _take(self) -> list[_Job]:
         """The oldest queued jobs up to the item limit (at least one); same settings only."""

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
@@ -61,6 +62,7 @@ _encryptor: Final = _encryptor_factory()
 _NO_EPOCH: Final = -1
 AMBIGUOUS: Final = 0xFFFFFFFF  # two subscribers broadcast the same EID in one window: resolve neither
 CATCH_UP_WAIT_S: Final = 30.0
+RECENT_S: Final = 600.0  # longer than a look for other workers' opt-ins reads back (opt_ins.OVERLAP)
 
 # A table: (EID keys, subscriber numbers, mask). Key 0 marks an empty slot, so an EID of eight zero bytes
 # (probability 2^-64 per subscriber and window) never resolves.
@@ -136,7 +138,10 @@ class EidIndex:
         self._kick: threading.Thread | None = None
         self.stats = RotationStats()
         self._reset()
-        self.synced_at: float | None = None  # clock time of the last load or opt-in sync
+        self.synced_at: float | None = None  # clock time of the last load
+        # Subscribers added lately (by opt-in or a look for other workers' opt-ins), oldest first: a look
+        # reads the last minutes' opt-ins again, and this spares it a linear search for each.
+        self._recent: OrderedDict[uuid.UUID, float] = OrderedDict()
         # What resolve reads, swapped as one tuple: the tables (current window first) and who is alive.
         self._view: tuple[tuple[Table, ...], bytearray, array[int]] = ((), self._alive, self._ids)
         self._fresh = (math.inf, -math.inf)  # resolve asks for a rotation outside [low, high)
@@ -407,6 +412,7 @@ class EidIndex:
                     group.tables[w] = table
                 self._insert_member(table, number, w, keyed.k)
             self._publish()
+        self._remember(keyed.subscriber_id)
 
     @staticmethod
     def _grown(table: Table, members: int) -> Table:
@@ -427,15 +433,31 @@ class EidIndex:
         """Add the subscribers not yet known (opt-ins another worker took); how many were added."""
         added = 0
         for entry in keyed:
+            if entry.subscriber_id in self._recent:
+                continue
             if entry.subscriber_id not in self:
                 self.add(entry)
                 added += 1
+            else:
+                self._remember(entry.subscriber_id)
         return added
+
+    def _remember(self, subscriber_id: uuid.UUID) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent[subscriber_id] = now
+            self._recent.move_to_end(subscriber_id)
+            while self._recent:
+                oldest, at = next(iter(self._recent.items()))
+                if now - at < RECENT_S:
+                    break
+                del self._recent[oldest]
 
     def remove(self, subscriber_id: uuid.UUID) -> None:
         """Withdrawal: none of the subscriber's EIDs resolves from now on."""
         with self._lock:
             self._remove_locked(subscriber_id)
+            self._recent.pop(subscriber_id, None)
 
     def _find_locked(self, subscriber_id: uuid.UUID) -> int | None:
         # A linear search (a few ms at a million): withdrawals are rare, and a dict of a million UUIDs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -40,10 +39,10 @@ async def post_events(
 
 def _post_events(runtime: Runtime, token: str, events: list[dict[str, Any]]) -> JSONResponse:
     gateway = gateway_at_site(runtime, token)
-    settings = runtime.settings
-    config = service.IngestConfig(timedelta(seconds=settings.visit_gap_seconds), settings.prompt_ttl_seconds)
-    record = runtime.sightings.record if runtime.sightings is not None else service.in_session(runtime)
-    result = service.ingest(gateway, events, runtime.eid_index, config, runtime.clock(), record)
+    config = service.ingest_config(runtime.settings)
+    record = service.recorder(runtime)
+    now = runtime.clock()
+    result = service.ingest(gateway, events, runtime.eid_index, config, now, record, runtime.opt_ins.since)
     if not result.rejected:
         # Already a validated model: answered as is, without FastAPI validating it again.
         return JSONResponse(result.model_dump(mode="json"))

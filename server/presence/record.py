@@ -37,6 +37,7 @@ from server.sites.models import Gateway
 class IngestConfig:
     visit_gap: timedelta
     prompt_ttl_s: int
+    max_age: timedelta = timedelta(days=14)  # older sightings are refused: the retention purge's horizon
 
 
 @dataclass(frozen=True, slots=True)

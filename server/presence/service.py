@@ -4,6 +4,8 @@ are stored idempotently, merged into one visit per person and site, and decided 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,11 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from server.api.deps import GatewayAtSite
+from server.core.config import Settings
 from server.core.const import EventKind, Outcome
-from server.core.errors import NahbarError, NotFound, ServiceUnavailable, validation_errors
+from server.core.errors import NahbarError, NotFound, ServiceUnavailable, Unauthorized, validation_errors
 from server.policy.live import SiteRef
 from server.policy.service import DecisionRecord
 from server.presence import repository
@@ -23,12 +26,25 @@ from server.presence.eid_index import EidIndex
 from server.presence.record import IngestConfig, Pending, Recorded, Sighting, record_sightings
 from server.presence.schemas import BatchResult, EventIn, FieldError, RejectedEvent
 from server.runtime import Runtime
-from server.subscribers.models import Subscriber
 
-__all__ = ["IngestConfig", "Sighting", "ingest", "report_phone_sighting"]
+__all__ = ["IngestConfig", "Sighting", "ingest", "ingest_config", "report_phone_sighting"]
 
 # How a batch gets recorded: by the process's batcher, or alone in a session of its own.
 Recorder = Callable[[Sequence[Pending], IngestConfig, Sequence[tuple[int, datetime]]], list[Recorded]]
+
+
+def ingest_config(settings: Settings) -> IngestConfig:
+    """How sightings are recorded, from the operator's settings."""
+    return IngestConfig(
+        timedelta(seconds=settings.visit_gap_seconds),
+        settings.prompt_ttl_seconds,
+        timedelta(days=settings.retention_days),
+    )
+
+
+def recorder(runtime: Runtime) -> Recorder:
+    """The process's batcher, or (an in-memory database) a transaction of the batch's own."""
+    return runtime.sightings.record if runtime.sightings is not None else in_session(runtime)
 
 
 def in_session(runtime: Runtime) -> Recorder:
@@ -49,7 +65,17 @@ MAX_CLOCK_AHEAD = timedelta(minutes=5)
 LAST_SEEN_RESOLUTION = timedelta(seconds=30)
 
 
-def _parse(index: int, raw: dict[str, Any], now: datetime) -> EventIn | RejectedEvent:
+def time_window_error(observed_at: datetime, now: datetime, config: IngestConfig) -> str | None:
+    """Why a sighting's time cannot be right, or None: ahead of the server's clock, or older than the raw
+    data is kept (it would be purged unread, and a year-1 date breaks every calendar computation)."""
+    if observed_at > now + MAX_CLOCK_AHEAD:
+        return "lies in the future; check the clock"
+    if observed_at < now - config.max_age:
+        return f"is older than the {config.max_age.days}-day retention period; drop it"
+    return None
+
+
+def _parse(index: int, raw: dict[str, Any], now: datetime, config: IngestConfig) -> EventIn | RejectedEvent:
     raw_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     try:
         item = EventIn.model_validate(raw)
@@ -59,10 +85,9 @@ def _parse(index: int, raw: dict[str, Any], now: datetime) -> EventIn | Rejected
             for e in validation_errors(exc.errors())
         ]
         return RejectedEvent(index=index, id=raw_id, errors=errors)
-    if item.observed_at > now + MAX_CLOCK_AHEAD:
-        error = FieldError(
-            field=f"events[{index}].observed_at", message="lies in the future; check the clock"
-        )
+    problem = time_window_error(item.observed_at, now, config)
+    if problem is not None:
+        error = FieldError(field=f"events[{index}].observed_at", message=problem)
         return RejectedEvent(index=index, id=item.id, errors=[error])
     return item
 
@@ -74,22 +99,32 @@ def ingest(
     config: IngestConfig,
     now: datetime,
     record: Recorder,
+    look_for_opt_ins: Callable[[float], object] | None = None,
 ) -> BatchResult:
     """Process a batch. Valid items are kept even when others are rejected (partial batches); EIDs that
-    resolve to no opted-in phone are dropped unstored (and acknowledged, so the gateway forgets them)."""
+    resolve to no opted-in phone are dropped unstored (and acknowledged, so the gateway forgets them).
+
+    An EID may belong to someone who opted in through another worker a moment ago: before such an item is
+    dropped, `look_for_opt_ins` brings the index up to the opt-ins committed before the batch arrived."""
+    arrived = time.monotonic()
     if not index.loaded:
         # Resolving now would drop every event as "not opted in"; a 503 makes the gateway keep and resend.
         raise ServiceUnavailable("The server is still loading opted-in phones' keys; retry in a few seconds.")
     where = gateway.site
     rejected: list[RejectedEvent] = []
-    order: list[tuple[str, int | None]] = []  # (event id, position among the pending) in the batch's order
-    pending: list[Pending] = []
+    valid: list[tuple[EventIn, uuid.UUID | None]] = []
     for position, raw in enumerate(raw_events):
-        item = _parse(position, raw, now)
+        item = _parse(position, raw, now, config)
         if isinstance(item, RejectedEvent):
             rejected.append(item)
-            continue
-        subscriber_id = index.resolve(bytes.fromhex(item.eid))
+        else:
+            valid.append((item, index.resolve(bytes.fromhex(item.eid))))
+    if look_for_opt_ins is not None and any(subscriber is None for _, subscriber in valid):
+        look_for_opt_ins(arrived)
+        valid = [(item, s or index.resolve(bytes.fromhex(item.eid))) for item, s in valid]
+    order: list[tuple[str, int | None]] = []  # (event id, position among the pending) in the batch's order
+    pending: list[Pending] = []
+    for item, subscriber_id in valid:
         if subscriber_id is None:  # not an opted-in phone (or one that withdrew): dropped, never stored
             order.append((item.id, None))
             continue
@@ -148,34 +183,43 @@ class PhoneOutcome:
 
 
 def report_phone_sighting(
-    session: Session,
-    subscriber: Subscriber,
+    sessions: sessionmaker[Session],
+    subscriber_id: uuid.UUID,
     region: tuple[str, int],
     sighting: Sighting,
     config: IngestConfig,
     now: datetime,
+    record: Recorder,
 ) -> PhoneOutcome:
     """An iOS phone saw a site's iBeacon region (proximity UUID, major): record it and run the same decision.
 
-    A repeated delivery stores nothing and answers with the decision the first delivery led to, so an app that
-    lost the answer gets the same prompt back.
+    It is recorded the way gateways' events are (`record`: the batcher), in a transaction of its own that
+    begins and commits in one thread; this holds no session across it. A repeated delivery stores nothing
+    and answers with the decision the first delivery led to, so an app that lost the answer gets the same
+    prompt back.
     """
-    if sighting.observed_at > now + MAX_CLOCK_AHEAD:
+    problem = time_window_error(sighting.observed_at, now, config)
+    if problem is not None:
         raise SightingRejected(
-            "Invalid request: observed_at lies in the future; check the phone's clock.",
-            extra={"errors": [{"field": "observed_at", "message": "lies in the future; check the clock"}]},
+            f"Invalid request: observed_at {problem}.",
+            extra={"errors": [{"field": "observed_at", "message": problem}]},
         )
     ibeacon_uuid, major = region
-    site = repository.site_by_ibeacon_region(session, ibeacon_uuid, major)
-    if site is None:
+    with sessions() as session:
+        site = repository.site_by_ibeacon_region(session, ibeacon_uuid, major)
+        where = SiteRef.of(site) if site is not None else None
+    if where is None:
         raise NotFound(
             f"No site uses the iBeacon region uuid={ibeacon_uuid} major={major}; "
             "stop monitoring it and refresh the app's list of regions."
         )
-    recorded = record_sightings(session, [Pending(subscriber.id, SiteRef.of(site), sighting, now)], config)[0]
+    recorded = record([Pending(subscriber_id, where, sighting, now)], config, ())[0]
+    if recorded.unknown:
+        raise Unauthorized("Unknown device token; opt in again to get a new one.")
     if recorded.duplicate:
-        found = repository.decision_for_phone_sighting(session, subscriber.id, sighting.key)
-        earlier = DecisionRecord.of(found) if found is not None else None
+        with sessions() as session:
+            found = repository.decision_for_phone_sighting(session, subscriber_id, sighting.key)
+            earlier = DecisionRecord.of(found) if found is not None else None
         reason = earlier.reason if earlier is not None else NoReason.DUPLICATE
         return PhoneOutcome(stored=False, duplicate=True, decision=earlier, reason=reason)
     if recorded.decision is not None:

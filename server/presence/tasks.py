@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from server.runtime import Runtime
@@ -20,22 +19,16 @@ def rotate_eids(runtime: Runtime) -> bool:
     return runtime.eid_index.rotate_if_due()
 
 
-# Opt-ins are added to the index of the worker that took them at once; the others pick them up here. The
-# overlap covers transactions that committed after the previous look although their row is older.
+# Opt-ins are added to the index of the worker that took them at once; the others pick them up here, or
+# sooner when a gateway batch brings an EID they cannot resolve (server/presence/opt_ins.py).
 SYNC_EVERY_S: Final = 10.0
-SYNC_OVERLAP_S: Final = 120.0
 
 
 def sync_opt_ins(runtime: Runtime) -> int:
     """Add subscribers who opted in through another worker since this worker's last look."""
-    index = runtime.eid_index
-    if not index.loaded or index.synced_at is None:
+    if not runtime.eid_index.loaded:
         return 0  # the rotation job loads everything first
-    now = runtime.clock()
-    since = datetime.fromtimestamp(index.synced_at, UTC) - timedelta(seconds=SYNC_OVERLAP_S)
-    added = index.add_missing(runtime.keys_since(since))
-    index.synced_at = now.timestamp()
-    return added
+    return runtime.opt_ins.now()
 
 
 # Every worker keeps its own table: these jobs must run in every process, not only in an elected leader.
