@@ -29,7 +29,9 @@ from beacon_agent.uplink import Uplink, full_jitter
 log = logging.getLogger(__name__)
 
 TICK_S: Final = 1.0  # how often presences are aged and new events committed to the outbox (one transaction)
-CONFIG_POLL_S: Final = 300.0
+# A changed config (a campaign's minimum dwell: the marks) reaches the gateway within this; unchanged, the
+# answer is a 304 without a body.
+CONFIG_POLL_S: Final = 60.0
 DEFAULT_HEARTBEAT_S: Final = 60.0
 
 
@@ -102,6 +104,7 @@ class Agent:
         self._heartbeat_s = DEFAULT_HEARTBEAT_S
         self._started = time.monotonic()
         self._rates = _Rates(at=time.monotonic())
+        self._urgent: asyncio.Task[None] | None = None  # committing an urgent event now
         self.source = source(self) if source is not None else self._bleak_scanner()
 
     def _bleak_scanner(self) -> AdvertisementSource:
@@ -124,6 +127,15 @@ class Agent:
         """The scanner's callback: decode and track; nothing else of the advertisement is kept."""
         # The tracker stamps events with its time, so it gets the wall clock, not the scanner's monotonic one.
         self.tracker.observe(decode(manufacturer_data, service_data), float(rssi), self.wall_clock())
+        if self.tracker.urgent and self._urgent is None:
+            # An enter or a dwell mark: the server decides on it, so it leaves now, not at the next tick.
+            self._urgent = asyncio.get_running_loop().create_task(self._flush_urgent())
+
+    async def _flush_urgent(self) -> None:
+        try:
+            await self.commit_events()
+        finally:
+            self._urgent = None
 
     def apply(self, config: GatewayConfig) -> None:
         """Apply a config the server sent, without restarting anything."""
@@ -137,6 +149,10 @@ class Agent:
         # The tracker is touched only on the event loop, where the scanner's callback also runs; only the
         # outbox commit (an fsync on an SD card) goes to a thread.
         self.tracker.tick(self.wall_clock())
+        return await self.commit_events()
+
+    async def commit_events(self) -> int:
+        """Move the tracker's events to the outbox in one transaction and wake the uplink; how many."""
         events = self.tracker.drain()
         if events:
             await asyncio.to_thread(self.outbox.put, events)

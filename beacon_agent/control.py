@@ -157,9 +157,16 @@ def parse_config(body: Any, etag: str) -> GatewayConfig:
         raise ValueError("the answer has no 'tracker' object or no 'watched' list")
     values: dict[str, Any] = {}
     for name, kind in _TRACKER_FIELDS.items():
-        if name in tracker:
-            number = _number(tracker[name], f"tracker.{name}")
-            values[name] = int(number) if kind in ("int", int) else number
+        if name not in tracker:
+            continue
+        if kind in ("tuple[float, ...]", tuple[float, ...]):
+            items = tracker[name]
+            if not isinstance(items, list):
+                raise ValueError(f"tracker.{name} is not a list: {items!r}")
+            values[name] = tuple(_number(item, f"tracker.{name}[]") for item in items)
+            continue
+        number = _number(tracker[name], f"tracker.{name}")
+        values[name] = int(number) if kind in ("int", int) else number
     keys = set()
     for item in watched:
         key = item.get("identifier") if isinstance(item, Mapping) else None

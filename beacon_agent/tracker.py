@@ -3,18 +3,43 @@
 Only Eddystone-EID frames (opted-in phones) become presence events; the site's own beacons, when named in the
 config, only update their health. Everything else is dropped where it arrives: the tracker never sees a MAC
 address and keeps nothing of foreign advertisements but a counter.
+
+When to report: `enter` at the first sighting whose smoothed RSSI reaches the enter threshold, then a `dwell`
+at the first sighting at or past each of the dwell marks the server asks for (the minimum dwell of the site's
+campaigns, the "likely staff" limit), each once per presence, and a slow periodic `dwell` that only says the
+phone is still there. Enter and mark dwells are urgent (`urgent` is set): the server decides on them, so the
+agent sends them at once.
+
+A phone's EID changes every 2^K seconds. A new EID that appears near such a turn, while one present EID falls
+silent at that moment, is taken to be that phone's next EID: it continues the presence (its marks are not
+reported again) instead of entering anew. When that is not clear (no EID or several fell silent), it enters.
 """
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final, cast
 
 from beacon_agent.frames import EddystoneEID, Frame, identifier
 from beacon_agent.models import EventKind, PresenceEvent
+
+INFINITY: Final = float("inf")
+# Near a rotation: how far from the turn (phones' clocks drift) a new EID may be a phone's next one, how
+# long a new EID's enter waits to see whether an EID fell silent as it appeared, and how close those two
+# moments must be (a phone advertises every 100 ms to 1 s; passive scanning misses some).
+HANDOVER_WINDOW_S: Final = 15.0
+HANDOVER_WAIT_S: Final = 1.5
+HANDOVER_GAP_S: Final = 1.2
+HANDOVER_MIN_AGE_S: Final = (
+    3.0  # an EID seen for less than this is no phone's previous one (one-off sightings)
+)
+MIN_READINGS: Final = 3  # one reading, however strong, is no presence (a reflection, a burst of noise)
+HANDOVER_MAX_PRESENT: Final = 256  # beyond this many present phones nobody can tell them apart: enter
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +49,12 @@ class TrackerConfig:
     enter_rssi: float = -85.0  # smoothed RSSI at or above this starts a presence
     exit_rssi: float = -92.0  # below this (hysteresis gap) for `exit_after_s` ends it
     exit_after_s: float = 20.0  # ...as does silence for this long
-    dwell_every_s: float = 30.0
+    # A periodic dwell says "still here"; the server keeps one visit while sightings are less than its visit
+    # gap (120 s by default) apart, so this stays below that.
+    dwell_every_s: float = 60.0
+    # Dwell (s) at which the server decides something: reported at the first sighting at or past each.
+    dwell_marks: tuple[float, ...] = (15.0, 1200.0)
+    rotation_s: float = 1024.0  # phones' EID rotation period, 2^K seconds
     process_noise: float = 0.5  # Kalman q: how fast true RSSI may drift per sample
     measurement_noise: float = 16.0  # Kalman r: variance of one RSSI reading (BLE is noisy: ~4 dB sd)
     default_power_1m: float = -59.0  # calibrated RSSI at 1 m when a frame carries none usable
@@ -32,16 +62,37 @@ class TrackerConfig:
     max_tracked: int = 4_096  # memory bound however many identifiers pass
 
 
+class EventIds:
+    """Idempotency keys that cost a counter step: a random prefix per start (so keys from before a restart
+    are never reused) and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}-{next(self._counter):x}"
+
+
 @dataclass(slots=True)
 class _Track:
     rssi: float  # Kalman estimate
     variance: float
     power_1m: float
+    first_seen: float
     last_seen: float
     last_strong: float  # last time the estimate was at or above exit_rssi
+    due: int  # the second at which the timer wheel looks at it next
+    readings: int = 1
     present: bool = False
+    pending: bool = False  # present, but its enter waits: it may be a present phone's next EID
     entered_at: float = 0.0
+    next_mark: int = 0  # index of the first dwell mark not yet reported
+    next_dwell: float = INFINITY  # when the next dwell (mark or periodic) is due, at a sighting
     last_dwell: float = 0.0
+    emitted: int = 0  # events emitted for this presence
+    enter_slot: int = -1  # where its enter lies among the undrained events, or -1
+    enter_batch: int = -1  # ... in which batch of undrained events
 
 
 @dataclass(slots=True)
@@ -56,24 +107,84 @@ class TrackerStats:
     kept: int = 0
     dropped: int = 0
     evicted: int = 0
+    handovers: int = 0  # new EIDs taken as a present phone's next one
 
 
-@dataclass(slots=True)
 class Tracker:
-    config: TrackerConfig = field(default_factory=TrackerConfig)
-    watched: frozenset[str] = frozenset()  # identifiers of the site's own beacons
-    new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
-    stats: TrackerStats = field(default_factory=TrackerStats)
-    beacons: dict[str, BeaconHealth] = field(default_factory=dict)
-    _tracks: OrderedDict[bytes, _Track] = field(default_factory=OrderedDict)
-    _events: list[PresenceEvent] = field(default_factory=list)
+    """Presence per EID, for the agent's event loop (not thread-safe)."""
+
+    __slots__ = (
+        "_config",
+        "_enter",
+        "_events",
+        "_every",
+        "_exit",
+        "_exit_after",
+        "_batch",
+        "_cancelled",
+        "_marks",
+        "_pending",
+        "_present",
+        "_q",
+        "_r",
+        "_tracks",
+        "_wheel",
+        "_wheel_next",
+        "beacons",
+        "new_id",
+        "stats",
+        "urgent",
+        "watched",
+    )
+
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        watched: frozenset[str] = frozenset(),
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.watched = watched  # identifiers of the site's own beacons
+        self.new_id = new_id or EventIds()
+        self.stats = TrackerStats()
+        self.beacons: dict[str, BeaconHealth] = {}
+        self.urgent = False  # an event the server decides on was emitted since the last drain
+        self._tracks: OrderedDict[bytes, _Track] = OrderedDict()  # least recently seen first
+        self._events: list[PresenceEvent | None] = []  # None: cancelled before anyone saw it
+        self._cancelled = 0
+        self._batch = 0  # counts drains
+        self._present: set[bytes] = set()
+        self._pending: list[bytes] = []  # present EIDs whose enter waits (near a rotation)
+        # Timer wheel: the tracks to look at in each second; a tick costs what comes due, not all tracked.
+        self._wheel: dict[int, list[bytes]] = {}
+        self._wheel_next: int | None = None
+        self.config = config or TrackerConfig()
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: TrackerConfig) -> None:
+        # The hot path reads these on every advertisement: plain attributes, not the config's.
+        self._config = config
+        self._enter, self._exit, self._exit_after = config.enter_rssi, config.exit_rssi, config.exit_after_s
+        self._q, self._r, self._every = config.process_noise, config.measurement_noise, config.dwell_every_s
+        marks = tuple(sorted({m for m in config.dwell_marks if m > 0}))
+        changed = marks != getattr(self, "_marks", marks)
+        self._marks = marks
+        if changed:  # present phones keep the marks they passed, by their dwell so far, and none twice
+            for track in self._tracks.values():
+                if track.present and not track.pending:
+                    passed = track.last_dwell - track.entered_at
+                    track.next_mark = sum(1 for m in marks if m <= passed)
+                    self._plan_dwell(track)
 
     def observe(self, frame: Frame | None, rssi: float, now: float) -> None:
         """Feed one advertisement (already decoded; None if it was not a beacon frame)."""
         self.stats.seen += 1
         if type(frame) is EddystoneEID:
             self.stats.kept += 1
-            self._sample(frame.eid, rssi, frame.tx_power, now)
+            self.sample(frame.eid, rssi, frame.tx_power, now)
             return
         if frame is not None and self.watched:
             key = identifier(frame)
@@ -83,74 +194,217 @@ class Tracker:
                 return
         self.stats.dropped += 1
 
-    def _sample(self, eid: bytes, rssi: float, tx_power: int, now: float) -> None:
-        cfg = self.config
+    def sample(self, eid: bytes, rssi: float, tx_power: int, now: float) -> None:
+        """One reading of an EID (the caller counts it as seen and kept)."""
         track = self._tracks.get(eid)
         if track is None:
             # Eddystone's tx_power is the RSSI at 0 m; 41 dB less is the usual 1 m figure.
-            power = tx_power - 41.0 if -100 <= tx_power <= 20 else cfg.default_power_1m
-            track = _Track(rssi, cfg.measurement_noise, power, now, now)
+            power = tx_power - 41.0 if -100 <= tx_power <= 20 else self._config.default_power_1m
+            due = int(now + self._exit_after) + 1
+            track = _Track(rssi, self._r, power, now, now, now, due)
             self._tracks[eid] = track
-            if len(self._tracks) > cfg.max_tracked:
-                self._evict_oldest(now)
+            self._schedule(eid, due)
+            if len(self._tracks) > self._config.max_tracked:
+                self._evict_oldest()
         else:
             self._tracks.move_to_end(eid)
-            variance = track.variance + cfg.process_noise
-            gain = variance / (variance + cfg.measurement_noise)
+            variance = track.variance + self._q
+            gain = variance / (variance + self._r)
             track.rssi += gain * (rssi - track.rssi)
             track.variance = (1.0 - gain) * variance
             track.last_seen = now
-        if track.rssi >= cfg.exit_rssi:
+            track.readings += 1
+        if track.rssi >= self._exit:
             track.last_strong = now
-        if not track.present and track.rssi >= cfg.enter_rssi:
-            track.present = True
-            track.entered_at = track.last_dwell = now
-            self._emit("enter", eid, track, now)
-        elif track.present and now - track.last_dwell >= cfg.dwell_every_s:
-            # At a sighting, never from the clock alone: a dwell claims the phone is still here.
-            track.last_dwell = now
-            self._emit("dwell", eid, track, now)
+        if track.present:
+            if now >= track.next_dwell and not track.pending:
+                self._dwell(eid, track, now)
+        elif track.rssi >= self._enter and track.readings >= MIN_READINGS:
+            self._begin(eid, track, now)
+        if self._pending and now - self._tracks_first_pending() >= HANDOVER_WAIT_S:
+            self._settle_pending(now)
+
+    # --- presence --------------------------------------------------------------------------------------
+
+    def _begin(self, eid: bytes, track: _Track, now: float) -> None:
+        track.present = True
+        track.entered_at = track.last_dwell = now
+        track.next_mark, track.emitted = 0, 0
+        self._present.add(eid)
+        if self._may_be_next_eid(track, now):
+            track.pending = True
+            self._pending.append(eid)
+            return
+        self._entered(eid, track, now)
+
+    def _entered(self, eid: bytes, track: _Track, now: float) -> None:
+        self._plan_dwell(track)
+        track.enter_slot, track.enter_batch = len(self._events), self._batch
+        self._emit("enter", eid, track, now, now)
+        self.urgent = True
+
+    def _plan_dwell(self, track: _Track) -> None:
+        marks = self._marks
+        mark = track.entered_at + marks[track.next_mark] if track.next_mark < len(marks) else INFINITY
+        track.next_dwell = min(mark, track.last_dwell + self._every)
+
+    def _dwell(self, eid: bytes, track: _Track, now: float) -> None:
+        # At a sighting, never from the clock alone: a dwell claims the phone is still here.
+        marks, dwell = self._marks, now - track.entered_at
+        crossed = track.next_mark
+        while track.next_mark < len(marks) and marks[track.next_mark] <= dwell:
+            track.next_mark += 1  # several marks passed since the last sighting: one event says so
+        track.last_dwell = now
+        self._plan_dwell(track)
+        self._emit("dwell", eid, track, now, track.entered_at)
+        if track.next_mark > crossed:
+            self.urgent = True
+
+    def _end(self, eid: bytes, track: _Track, at: float) -> None:
+        track.present = False
+        self._present.discard(eid)
+        if track.pending:  # its enter was never reported: nothing to end
+            track.pending = False
+            self._pending.remove(eid)
+            return
+        self._emit("exit", eid, track, at, track.entered_at)
+
+    # --- a phone's next EID ----------------------------------------------------------------------------
+
+    def _may_be_next_eid(self, track: _Track, now: float) -> bool:
+        """Whether this new presence could be a present phone's next EID: it appeared near a rotation and
+        another EID is present."""
+        if track.first_seen < now - HANDOVER_GAP_S or len(self._present) <= 1:
+            return False  # known for a while (it came closer), or nobody else is here
+        if len(self._present) > HANDOVER_MAX_PRESENT:
+            return False
+        period = self._config.rotation_s
+        offset = track.first_seen % period
+        return min(offset, period - offset) <= HANDOVER_WINDOW_S
+
+    def _tracks_first_pending(self) -> float:
+        track = self._tracks.get(self._pending[0])
+        return track.first_seen if track is not None else -INFINITY
+
+    def _settle_pending(self, now: float) -> None:
+        """Decide the waiting enters whose wait is over: a continuation, or an enter."""
+        while self._pending:
+            eid = self._pending[0]
+            track = self._tracks.get(eid)
+            if track is None:
+                self._pending.pop(0)
+                continue
+            if now - track.first_seen < HANDOVER_WAIT_S:
+                return
+            self._pending.pop(0)
+            track.pending = False
+            silent = [
+                old_eid
+                for old_eid in self._present
+                if (old := self._tracks.get(old_eid)) is not None
+                and not old.pending
+                and old is not track
+                and 0 <= track.first_seen - old.last_seen <= HANDOVER_GAP_S
+                and old.first_seen <= track.first_seen - HANDOVER_MIN_AGE_S
+            ]
+            if len(silent) == 1:
+                self._continue(silent[0], eid, track)
+            else:
+                self._entered(eid, track, track.entered_at)
+
+    def _continue(self, old_eid: bytes, eid: bytes, track: _Track) -> None:
+        """The phone of `old_eid` now broadcasts `eid`: the presence goes on under the new EID."""
+        old = self._tracks.pop(old_eid)
+        self._present.discard(old_eid)
+        track.entered_at, track.next_mark = old.entered_at, old.next_mark
+        track.last_dwell, track.emitted = old.last_dwell, old.emitted
+        self._plan_dwell(track)
+        self.stats.handovers += 1
+
+    # --- time ------------------------------------------------------------------------------------------
+
+    def _schedule(self, eid: bytes, second: int) -> None:
+        bucket = self._wheel.get(second)
+        if bucket is None:
+            self._wheel[second] = [eid]
+        else:
+            bucket.append(eid)
+        if self._wheel_next is None or second < self._wheel_next:
+            self._wheel_next = second
 
     def tick(self, now: float) -> None:
-        """Advance time: end presences that went weak or silent, and forget the silent."""
-        cfg = self.config
-        gone: list[bytes] = []
-        for eid, track in self._tracks.items():
-            silent = now - track.last_seen >= cfg.exit_after_s
-            weak = now - track.last_strong >= cfg.exit_after_s
-            if track.present and (silent or weak):
-                # The person left after the last sighting that still counted; dwell ends there, not at `now`.
-                self._emit("exit", eid, track, track.last_seen if silent else track.last_strong)
-                track.present = False
-            if silent:
-                gone.append(eid)
-        for eid in gone:
-            del self._tracks[eid]
+        """Advance time: end presences that went weak or silent, and forget the silent. Costs what comes
+        due (the tracks last looked at `exit_after_s` ago), not what is tracked."""
+        if self._pending:
+            self._settle_pending(now)
+        if self._wheel_next is None:
+            return
+        last = int(now)
+        seconds: list[int] | range
+        if last - self._wheel_next > len(self._wheel):  # a long gap: the due seconds, not every second
+            seconds = sorted(s for s in self._wheel if s <= last)
+        else:
+            seconds = range(self._wheel_next, last + 1)
+        exit_after = self._exit_after
+        for second in seconds:
+            bucket = self._wheel.pop(second, None)
+            if bucket is None:
+                continue
+            for eid in bucket:
+                track = self._tracks.get(eid)
+                if track is None or track.due != second:
+                    continue  # forgotten, evicted, or due later
+                silent = now - track.last_seen >= exit_after
+                if track.present and (silent or now - track.last_strong >= exit_after):
+                    # The person left after the last sighting that still counted; dwell ends there.
+                    self._end(eid, track, track.last_seen if silent else track.last_strong)
+                if silent:
+                    del self._tracks[eid]
+                    continue
+                watch = track.last_strong if track.present else track.last_seen
+                track.due = max(int(watch + exit_after) + 1, last + 1)
+                self._schedule(eid, track.due)
+        self._wheel_next = min(self._wheel) if self._wheel else None
 
-    def _evict_oldest(self, now: float) -> None:
+    def _evict_oldest(self) -> None:
         eid, track = self._tracks.popitem(last=False)
         self.stats.evicted += 1
-        if track.present:
-            self._emit("exit", eid, track, track.last_seen)
+        if not track.present:
+            return
+        if track.emitted == 1 and track.enter_batch == self._batch:
+            # Its enter is all that was emitted, and nobody has taken it yet: forget it instead of
+            # reporting an enter and an exit nobody will be asked about.
+            self._events[track.enter_slot] = None
+            self._cancelled += 1
+            track.present = False
+            self._present.discard(eid)
+            return
+        self._end(eid, track, track.last_seen)
 
-    def _emit(self, kind: EventKind, eid: bytes, track: _Track, at: float) -> None:
-        distance = 10 ** ((track.power_1m - track.rssi) / (10 * self.config.path_loss_exponent))
+    def _emit(self, kind: EventKind, eid: bytes, track: _Track, at: float, since: float) -> None:
+        distance = 10 ** ((track.power_1m - track.rssi) / (10 * self._config.path_loss_exponent))
+        track.emitted += 1
         self._events.append(
             PresenceEvent(
-                id=self.new_id(),
-                kind=kind,
-                eid=eid.hex(),
-                observed_at=datetime.fromtimestamp(at, UTC),
-                rssi=round(track.rssi, 1),
-                distance_m=round(distance, 2),
-                dwell_s=round(at - track.entered_at, 1) if kind != "enter" else 0.0,
+                self.new_id(),
+                kind,
+                eid.hex(),
+                datetime.fromtimestamp(at, UTC),
+                round(track.rssi, 1),
+                round(distance, 2),
+                round(at - since, 1),
             )
         )
 
     def drain(self) -> list[PresenceEvent]:
         """The events emitted since the last drain, oldest first."""
         events, self._events = self._events, []
-        return events
+        self._batch += 1
+        self.urgent = False
+        if self._cancelled:
+            self._cancelled = 0
+            return [event for event in events if event is not None]
+        return cast(list[PresenceEvent], events)  # nothing cancelled: no None in it
 
     def __len__(self) -> int:
         return len(self._tracks)

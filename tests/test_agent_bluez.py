@@ -22,6 +22,7 @@ from mobile_api.eid import eid
 from server.app import create_app
 from server.core.config import Settings
 from server.presence.models import ProximityEvent
+from server.prompts.models import PromptDecision
 from server.sites.models import SiteBeacon
 from tests.bluez import MockBlueZ, bluez_fixture, eddystone_eid, ibeacon, wait_until  # noqa: F401
 from tests.conftest import Clock, LiveServer
@@ -74,6 +75,11 @@ def _outbox_bytes(state: Path) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(state.glob("outbox.db*")))
 
 
+def _prompts(session: Session) -> int:
+    session.expire_all()
+    return len(session.scalars(select(PromptDecision).where(PromptDecision.outcome == "prompted")).all())
+
+
 def _kinds(session: Session) -> list[str]:
     session.expire_all()
     return list(session.scalars(select(ProximityEvent.kind).order_by(ProximityEvent.id)))
@@ -117,11 +123,16 @@ async def test_phone_over_bluez_reaches_the_server_and_nothing_else_leaves_the_g
             bluez.add_device(FOREIGN_MAC.replace("7A", "7B"), -52, service_data=FOREIGN_SERVICE)
             bluez.add_device(OTHER_BEACON_MAC, -55, manufacturer_data=ibeacon(OTHER_UUID, 7, 8))
             bluez.add_device(SITE_BEACON_MAC, -70, manufacturer_data=ibeacon(SITE_UUID, 1, 2))
+            for rssi in (-61, -59):  # one reading is no presence: the third enters
+                await asyncio.sleep(0.1)
+                bluez.set_rssi(phone_path, rssi)
             await wait_until(lambda: _kinds(session) == ["enter"], 15, "the enter event at the server")
+            assert _prompts(session) == 0, "15 s of dwell before this campaign asks"
 
-            clock.advance(31)
-            bluez.set_rssi(phone_path, -58)  # still here half a minute later
-            await wait_until(lambda: _kinds(session) == ["enter", "dwell"], 15, "the dwell event")
+            clock.advance(15)
+            bluez.set_rssi(phone_path, -58)  # still here at the campaign's minimum dwell: the mark
+            await wait_until(lambda: _kinds(session) == ["enter", "dwell"], 15, "the dwell at the 15 s mark")
+            assert _prompts(session) == 1, "the prompt is decided at the mark, not at a 30 s cadence"
             while_running = _outbox_bytes(state)
 
             clock.advance(25)  # silent for longer than exit_after_s: gone
@@ -134,7 +145,7 @@ async def test_phone_over_bluez_reaches_the_server_and_nothing_else_leaves_the_g
 
     session.expire_all()
     dwell = session.scalars(select(ProximityEvent.dwell_s).order_by(ProximityEvent.id)).all()
-    assert dwell == [0.0, 31.0, 31.0], "dwell counts from enter to the last sighting"
+    assert dwell == [0.0, 15.0, 15.0], "dwell counts from enter to the last sighting"
     assert agent.tracker.stats.kept >= 3, "the phone's adverts and the site beacon's were kept"
     assert agent.tracker.stats.dropped >= 3, "the foreign adverts were heard, and dropped"
     assert [b[0] for b in heartbeat.beacons] == [f"ibeacon:{SITE_UUID}/1/2"]

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from beacon_agent.control import BeaconSeen, Control, ControlError, GatewayConfig, Heartbeat
 from beacon_agent.frames import EDDYSTONE_SERVICE_UUID, decode, identifier
 from beacon_agent.tracker import Tracker, TrackerConfig
+from server.campaigns.models import Campaign
 from server.sites.models import Gateway, SiteBeacon
 from server.sites.schemas import MAX_HEARTBEAT_BYTES, TrackerSettings
 from server.sites.service import watched_identifier
@@ -164,7 +165,8 @@ async def test_if_none_match_is_answered_304_without_a_body(http, session, clock
     first = await http.get("/gateway/v1/config", headers=auth)
     assert first.status_code == 200
     etag = first.headers["ETag"]
-    assert first.json() == {"tracker": asdict(TrackerConfig()), "watched": [], "heartbeat_s": 60.0}
+    defaults = asdict(TrackerConfig()) | {"dwell_marks": [15.0, 1200.0]}  # the campaign's: the defaults
+    assert first.json() == {"tracker": defaults, "watched": [], "heartbeat_s": 60.0}
 
     for if_none_match in (etag, f'"stale", {etag}', f"W/{etag}", "*"):
         again = await http.get("/gateway/v1/config", headers=auth | {"If-None-Match": if_none_match})
@@ -174,6 +176,30 @@ async def test_if_none_match_is_answered_304_without_a_body(http, session, clock
     stale = await http.get("/gateway/v1/config", headers=auth | {"If-None-Match": '"stale"'})
     assert stale.status_code == 200
     assert stale.json() == first.json()
+
+
+async def test_a_campaigns_minimum_dwell_reaches_its_sites_gateways_as_a_mark(http, session, clock: Clock):
+    charity = make_charity(session, clock())
+    control = Control(http, await enrol(http, charity.enrolment_code))
+    first = await control.fetch_config()
+    assert first is not None
+    assert first.tracker.dwell_marks == (15.0, 1200.0)  # the default minimum dwell and the staff limit
+    assert first.tracker.rotation_s == 1024.0
+
+    campaign = session.get_one(Campaign, charity.campaign_id)
+    campaign.min_dwell_s, campaign.max_dwell_s = 40, 600
+    session.commit()
+    changed = await control.fetch_config()
+    assert changed is not None
+    assert changed.etag != first.etag
+    assert changed.tracker.dwell_marks == (40.0, 600.0)
+
+    campaign.status = "paused"  # a paused campaign asks for no marks
+    session.commit()
+    paused = await control.fetch_config()
+    assert paused is not None
+    assert paused.tracker.dwell_marks == ()
+    assert await control.fetch_config() is None, "unchanged: 304"
 
 
 async def test_a_change_on_the_server_gives_a_new_config_and_etag(http, session, clock: Clock):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -304,10 +304,10 @@ def decide(
     dwell = situation.dwell_s
 
     def min_dwell(c: CampaignOption) -> int:
-        return max(policy.min_dwell_s, c.min_dwell_s or 0)
+        return effective_min_dwell(policy, c.min_dwell_s)
 
     def max_dwell(c: CampaignOption) -> int:
-        return _strictest(policy.max_dwell_s, c.max_dwell_s)
+        return effective_max_dwell(policy, c.max_dwell_s)
 
     if not chain.keep(
         Reason.DWELL_TOO_LONG, lambda c: f"{dwell:.0f} s > {max_dwell(c)} s" if dwell > max_dwell(c) else None
@@ -393,3 +393,25 @@ def decide(
     variant = pick_variant(chosen, person, situation.site_language)
     chain.gate(Reason.PROMPTED, True, f"campaign {chosen.id}, variant {variant.id} ({variant.language})")
     return Decision(Reason.PROMPTED, day, chosen.id, variant.id, variant.language, tuple(chain.checks))
+
+
+def effective_min_dwell(policy: Policy, campaign_min_dwell_s: int | None) -> int:
+    """Seconds a person must have been here before this campaign may ask: its own minimum, never below the
+    platform's."""
+    return max(policy.min_dwell_s, campaign_min_dwell_s or 0)
+
+
+def effective_max_dwell(policy: Policy, campaign_max_dwell_s: int | None) -> int:
+    """Beyond this dwell a person is likely staff or a visiting relative: the stricter of the two limits."""
+    return _strictest(policy.max_dwell_s, campaign_max_dwell_s)
+
+
+def dwell_marks(policy: Policy, campaigns: Iterable[tuple[int | None, int | None]]) -> tuple[float, ...]:
+    """The dwells at which a gateway reports a sighting so these campaigns (min, max dwell) are decided the
+    moment they may be: each one's minimum dwell (0 is decided on enter: no mark) and its staff limit."""
+    marks: set[float] = set()
+    for min_dwell_s, max_dwell_s in campaigns:
+        marks.add(float(effective_max_dwell(policy, max_dwell_s)))
+        if (least := effective_min_dwell(policy, min_dwell_s)) > 0:
+            marks.add(float(least))
+    return tuple(sorted(marks))

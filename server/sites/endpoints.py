@@ -37,10 +37,13 @@ def enroll(body: EnrolmentCreate, session: SessionDep, runtime: RuntimeDep) -> E
 def get_config(
     gateway: CurrentGateway,
     session: SessionDep,
+    runtime: RuntimeDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The gateway's effective config (thresholds, calibration, watched beacons), with a strong ETag."""
-    config = service.gateway_config(session, gateway)
+    """The gateway's effective config (thresholds, dwell marks, calibration, watched beacons), with a
+    strong ETag; gateways ask every minute."""
+    rotation = runtime.settings.eid_rotation_exponent
+    config = service.gateway_config(session, gateway, runtime.clock(), rotation)
     etag = service.config_etag(config)
     # no-cache: a proxy may keep it, but must ask us again, so a changed config is never served stale.
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}

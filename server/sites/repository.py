@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
+from server.campaigns.models import Campaign, CampaignSite
+from server.core.const import CampaignStatus
 from server.sites.models import Gateway, Site, SiteBeacon
 
 
@@ -17,6 +19,22 @@ def gateway_by_code_hash(session: Session, code_hash: str) -> Gateway | None:
 
 def site(session: Session, site_id: int) -> Site | None:
     return session.get(Site, site_id)
+
+
+def site_campaign_dwells(
+    session: Session, site_id: int, now: datetime
+) -> list[tuple[int | None, int | None]]:
+    """(min, max dwell) of the campaigns that run, or will, at a site: what its gateways report marks for."""
+    rows = session.execute(
+        select(Campaign.min_dwell_s, Campaign.max_dwell_s)
+        .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
+        .where(
+            CampaignSite.site_id == site_id,
+            Campaign.status == CampaignStatus.ACTIVE,
+            or_(Campaign.ends_at.is_(None), Campaign.ends_at > now),
+        )
+    )
+    return [(row[0], row[1]) for row in rows]
 
 
 def site_beacons(session: Session, site_id: int) -> Sequence[SiteBeacon]:

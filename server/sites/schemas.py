@@ -40,7 +40,22 @@ class TrackerSettings(BaseModel):
     )
     exit_rssi: float = Field(default=-92.0, ge=-127, le=20, description="Below this for exit_after_s ends it")
     exit_after_s: float = Field(default=20.0, ge=1, le=3_600)
-    dwell_every_s: float = Field(default=30.0, ge=1, le=3_600)
+    dwell_every_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=3_600,
+        description="A dwell that only says 'still here'; keep it below the server's visit gap (120 s)",
+    )
+    dwell_marks: tuple[float, ...] = Field(
+        default=(15.0, 1200.0),
+        max_length=64,
+        description="Dwell seconds at which the server decides (its campaigns' minimum dwell, the staff "
+        "limit): a dwell is sent at the first sighting at or past each. Set by the server from the site's "
+        "campaigns, not by overrides.",
+    )
+    rotation_s: float = Field(
+        default=1024.0, ge=1, le=65_536, description="Phones' EID rotation period (2^K s)"
+    )
     process_noise: float = Field(default=0.5, gt=0, le=1_000, description="Kalman q")
     measurement_noise: float = Field(default=16.0, gt=0, le=1_000, description="Kalman r")
     default_power_1m: float = Field(

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from server.core.errors import Conflict, Unauthorized
 from server.core.security import hash_token, new_enrolment_code, new_token, normalise_code
+from server.policy.decide import dwell_marks
+from server.policy.repository import policy
 from server.sites import repository
 from server.sites.models import Gateway, Site
 from server.sites.schemas import (
@@ -147,8 +149,11 @@ def _tracker(gateway: Gateway, overrides: dict[str, Any]) -> TrackerSettings:
         return TrackerSettings()
 
 
-def gateway_config(session: Session, gateway: Gateway) -> GatewayConfigPublic:
-    """The gateway's effective config: server defaults, its overrides, and its site's beacons."""
+def gateway_config(
+    session: Session, gateway: Gateway, now: datetime, rotation_exponent: int
+) -> GatewayConfigPublic:
+    """The gateway's effective config: server defaults, its overrides, its site's beacons, and the dwell
+    marks its site's campaigns are decided at (so a changed minimum dwell changes the config's ETag)."""
     overrides = _overrides(gateway)
     watched: dict[str, WatchedBeaconPublic] = {}
     for beacon in repository.site_beacons(session, gateway.site_id):
@@ -159,8 +164,12 @@ def gateway_config(session: Session, gateway: Gateway) -> GatewayConfigPublic:
             )
         elif key not in watched and len(watched) < MAX_WATCHED:
             watched[key] = WatchedBeaconPublic(identifier=key, measured_power=beacon.measured_power)
+    marks = dwell_marks(policy(session), repository.site_campaign_dwells(session, gateway.site_id, now))
+    tracker = _tracker(gateway, overrides.tracker).model_copy(
+        update={"dwell_marks": marks, "rotation_s": float(2**rotation_exponent)}
+    )
     return GatewayConfigPublic(
-        tracker=_tracker(gateway, overrides.tracker),
+        tracker=tracker,
         watched=sorted(watched.values(), key=lambda w: w.identifier),
         heartbeat_s=overrides.heartbeat_s or DEFAULT_HEARTBEAT_S,
     )
