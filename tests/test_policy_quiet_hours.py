@@ -253,3 +253,26 @@ def test_a_sites_quiet_hours_hold_for_explain_the_gateway_and_the_phone(client, 
     batch = {"events": [event("evt-quiet-0002", opt_in(client), clock(), "dwell", 20)]}
     assert client.post("/gateway/v1/events", json=batch, headers=gateway).json()["prompts"] == 1
 
+
+def test_a_site_cannot_have_an_empty_quiet_window(client, session, clock: Clock):
+    charity = make_charity(session, clock())
+    editor = add_user(session, "editor@hospiz.example", roles={charity.organisation_id: "editor"})
+    session.commit()
+    headers = signed_in(session, editor, clock())
+    session.commit()
+    site_url = f"{API}/sites/{charity.site_id}"
+    etag = client.get(site_url, headers=headers).headers["ETag"]
+    answer = client.patch(site_url, json={"quiet_start": "08:00"}, headers=headers | {"If-Match": etag})
+    assert answer.status_code == 422, answer.text
+    assert (answer.json()["code"], answer.json()["field"]) == ("rule_violation", "quiet_end")
+    made = client.post(
+        f"{API}/sites",
+        json={
+            "organisation_id": charity.organisation_id,
+            "name": "shop",
+            "quiet_start": "00:00",
+            "quiet_end": "00:00",
+        },
+        headers=headers,
+    )
+    assert made.status_code == 422, made.text
