@@ -118,7 +118,7 @@ SPRING_EARLY = datetime(2026, 3, 29, 5, 59, tzinfo=UTC)  # 07:59 CEST: still qui
             EMPTY,
             [campaign(daily_from="14:00", daily_until="18:00")],
             situation(),
-            Reason.NO_ACTIVE_CAMPAIGN,
+            Reason.CAMPAIGN_QUIET_HOURS,
         ),
         (person(), EMPTY, [campaign(daily_from="10:00", daily_until="12:01")], situation(), Reason.PROMPTED),
         (
@@ -323,7 +323,8 @@ def test_the_chain_explains_what_each_check_removed():
     )
     assert decision.reason is Reason.CAMPAIGN_ONCE
     names = [c.name for c in decision.checks]
-    assert names[:4] == ["not_here", "site_no_timezone", "quiet_hours", "person_quiet_hours"]
+    quiet = ["quiet_hours", "site_quiet_hours", "person_quiet_hours"]
+    assert names[:5] == ["not_here", "site_no_timezone", *quiet]
     scope = next(c for c in decision.checks if c.name == "scope_not_consented")
     assert scope.remaining == (2,)
     assert "campaign 1: no volunteer consent" in scope.detail

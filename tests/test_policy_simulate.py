@@ -17,6 +17,7 @@ from server.audit.models import AuditEntry
 from server.policy import repository
 from server.policy.simulate import Proposal, compare, replay
 from server.prompts.models import PromptDecision
+from server.sites.models import Site
 from tests.admin_world import API, add_user, signed_in
 from tests.conftest import Clock
 from tests.world import enrol, event, make_charity, opt_in
@@ -26,10 +27,13 @@ NAHBAR = Path(sys.executable).parent / "nahbar"
 
 def record_a_month(client, session, clock: Clock, settings):
     """Three phones walking past two charities for a month: enters, dwells of every length, exits, nights,
-    dismissals and a "not here", all through the live HTTP path."""
+    the hospice's own quiet hours after lunch, dismissals and a "not here", all through the live HTTP path."""
     start = clock()
     hospice = make_charity(session, clock(), slug="hospiz", kind="volunteer")
     foodbank = make_charity(session, clock(), slug="tafel", kind="donation")
+    site = session.get_one(Site, hospice.site_id)
+    site.quiet_start, site.quiet_end = "13:00", "16:00"
+    session.commit()
     gateways = [enrol(client, hospice.enrolment_code), enrol(client, foodbank.enrolment_code)]
     phones = [opt_in(client), opt_in(client, ["volunteer"], "en"), opt_in(client)]
     rng = random.Random(6)
@@ -73,7 +77,7 @@ def test_replay_with_the_current_settings_reproduces_the_live_decisions(
     assert tally.log is not None
     assert [(r.event_id, r.reason, r.campaign_id) for r in tally.log] == live
     reasons = {reason for _, reason, _ in live}
-    assert {"prompted", "dwell_too_short", "quiet_hours"} <= reasons, reasons
+    assert {"prompted", "dwell_too_short", "quiet_hours", "site_quiet_hours"} <= reasons, reasons
     assert tally.prompts == sum(1 for _, reason, _ in live if reason == "prompted")
 
 

@@ -95,6 +95,8 @@ _GATEWAY_AT_SITE = (
         Site.timezone,
         Site.language,
         Site.name,
+        Site.quiet_start,
+        Site.quiet_end,
     )
     .join(Site, Site.id == Gateway.site_id)
     .where(Gateway.token_hash == bindparam("token_hash"))
@@ -121,7 +123,7 @@ def gateway_at_site(runtime: Runtime, token: str) -> GatewayAtSite:
         row = connection.execute(_GATEWAY_AT_SITE, {"token_hash": hash_token(token)}).first()
     if row is None or row[2] is not None:
         raise Unauthorized("Unknown or revoked gateway token; enrol the gateway again with a new code.")
-    return GatewayAtSite(row[0], row[1], SiteRef(row[3], row[4], row[5], row[6]))
+    return GatewayAtSite(row[0], row[1], SiteRef(row[3], row[4], row[5], row[6], (row[7], row[8])))
 
 
 _DEVICE = select(Subscriber.id).where(Subscriber.device_token_hash == bindparam("token_hash"))

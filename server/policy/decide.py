@@ -22,9 +22,11 @@ class Reason(StrEnum):
     PROMPTED = "prompted"
     NOT_HERE = "not_here"  # the person said "not at this site": forever
     SITE_NO_TIMEZONE = "site_no_timezone"  # fail-closed: no local time, no quiet hours, no prompt
-    QUIET_HOURS = "quiet_hours"  # the platform's quiet hours in the site's time zone
+    QUIET_HOURS = "quiet_hours"  # inside the operator's quiet hours, in the site's time zone
+    SITE_QUIET_HOURS = "site_quiet_hours"  # inside the site's own quiet hours (they widen the operator's)
     PERSON_QUIET_HOURS = "person_quiet_hours"  # inside the quiet hours the person set (site's local time)
     NO_ACTIVE_CAMPAIGN = "no_active_campaign"
+    CAMPAIGN_QUIET_HOURS = "campaign_quiet_hours"  # every running campaign here is outside its daily hours
     NOT_THIS_ORG = "not_this_org"  # every running campaign here is from a charity the person excluded
     SCOPE_NOT_CONSENTED = "scope_not_consented"
     DWELL_TOO_SHORT = "dwell_too_short"  # not yet: a later event of the same visit may still prompt
@@ -130,6 +132,7 @@ class Situation:
     site_language: str
     dwell_s: float = float(const.DEFAULT_MIN_DWELL_S)  # how long the person has been here this visit
     policy: Policy = Policy()
+    site_quiet_hours: tuple[str, str] | None = None  # the site's own, local HH:MM start and end
 
 
 class Check(NamedTuple):
@@ -178,20 +181,28 @@ def _minutes(value: time) -> int:
 
 
 def in_daily_window(local: time, start: str | None, end: str | None) -> bool:
-    """Whether local time falls in [start, end); a window may wrap past midnight; no window = all day."""
+    """Whether local time falls in [start, end); a window may wrap past midnight; no window = all day.
+
+    Read on the wall clock: the night the clocks go back, the repeated hour is in a window both times; the
+    night they go forward, the skipped hour never comes."""
     if start is None or end is None:
         return True
     lo, hi = _hhmm(start), _hhmm(end)
     return lo <= local < hi if lo <= hi else (local >= lo or local < hi)
 
 
-def is_running(campaign: CampaignOption, now: datetime, local: time) -> bool:
+def in_quiet_hours(local: time, window: tuple[str, str] | None) -> bool:
+    """Whether local time falls in a quiet window (start, end); None: no window, never quiet."""
+    return window is not None and in_daily_window(local, *window)
+
+
+def is_running(campaign: CampaignOption, now: datetime) -> bool:
+    """Active, with something to show, and within its start and end (its daily hours are checked apart)."""
     return (
         campaign.status == "active"
         and bool(campaign.variants)
         and (campaign.starts_at is None or campaign.starts_at <= now)
         and (campaign.ends_at is None or now < campaign.ends_at)
-        and in_daily_window(local, campaign.daily_from, campaign.daily_until)
     )
 
 
@@ -227,6 +238,13 @@ def pick_variant(campaign: CampaignOption, person: Person, site_language: str) -
 
 def _strictest(*caps: int | None) -> int:
     return min(c for c in caps if c is not None)
+
+
+def _quiet(at: str, whose: str, window: tuple[str, str] | None, quiet: bool) -> str:
+    """Explain's detail of a quiet-hours check: the local time and the window it was held against."""
+    if window is None:
+        return f"{at}; the {whose} set no quiet hours"
+    return f"{at}, {'inside' if quiet else 'outside'} the {whose}'s quiet hours {window[0]}-{window[1]}"
 
 
 class _Chain:
@@ -276,21 +294,28 @@ def decide(
     assert zone is not None
     local_now = now.astimezone(zone)
     day, clock = local_now.date(), local_now.time()
-    quiet = in_daily_window(clock, policy.quiet_start, policy.quiet_end)
-    if not chain.gate(
-        Reason.QUIET_HOURS,
-        not quiet,
-        f"{clock.hour:02d}:{clock.minute:02d} local, {policy.quiet_start}-{policy.quiet_end}",
+    # Quiet hours are the union of the operator's window, the site's and (per campaign, below) the hours
+    # outside a campaign's daily hours: a site or a campaign can widen the operator's window, never narrow it.
+    at = f"{clock.hour:02d}:{clock.minute:02d} in {situation.site_timezone}"
+    for reason, whose, window in (
+        (Reason.QUIET_HOURS, "operator", (policy.quiet_start, policy.quiet_end)),
+        (Reason.SITE_QUIET_HOURS, "site", situation.site_quiet_hours),
+        (Reason.PERSON_QUIET_HOURS, "person", person.quiet_hours),  # the person's own, stricter still
     ):
-        return stop(Reason.QUIET_HOURS, day)
-    own = person.quiet_hours is not None and in_daily_window(clock, *person.quiet_hours)
-    if not chain.gate(Reason.PERSON_QUIET_HOURS, not own, f"own quiet hours {person.quiet_hours}"):
-        return stop(Reason.PERSON_QUIET_HOURS, day)
+        quiet = in_quiet_hours(clock, window)
+        if not chain.gate(reason, not quiet, _quiet(at, whose, window, quiet)):
+            return stop(reason, day)
 
-    if not chain.keep(
-        Reason.NO_ACTIVE_CAMPAIGN, lambda c: None if is_running(c, now, clock) else "not running now"
-    ):
+    if not chain.keep(Reason.NO_ACTIVE_CAMPAIGN, lambda c: None if is_running(c, now) else "not running now"):
         return stop(Reason.NO_ACTIVE_CAMPAIGN, day)
+
+    def campaign_quiet(c: CampaignOption) -> str | None:
+        if in_daily_window(clock, c.daily_from, c.daily_until):
+            return None
+        return f"{at}, outside its daily hours {c.daily_from}-{c.daily_until}"
+
+    if not chain.keep(Reason.CAMPAIGN_QUIET_HOURS, campaign_quiet):
+        return stop(Reason.CAMPAIGN_QUIET_HOURS, day)
     excluded = person.excluded_organisations
     if not chain.keep(
         Reason.NOT_THIS_ORG, lambda c: "charity excluded" if c.organisation_id in excluded else None

@@ -39,10 +39,11 @@ class SiteRef:
     timezone: str | None
     language: str
     name: str = ""  # for the decision's log line
+    quiet_hours: tuple[str, str] | None = None  # the site's own, local HH:MM start and end
 
     @classmethod
     def of(cls, site: Site) -> SiteRef:
-        return cls(site.id, site.timezone, site.language, site.name)
+        return cls(site.id, site.timezone, site.language, site.name, (site.quiet_start, site.quiet_end))
 
 
 def local_day(site: SiteRef, now: datetime) -> date | None:
@@ -133,7 +134,9 @@ class Decider:
             accepted=frozenset(found.accepted.get(subscriber_id, ())),
             budget_used={c.id: self._budgets.get((day, c.id), 0) for c in campaigns} if day else {},
         )
-        situation = Situation(now, site.id, site.timezone, site.language, dwell_s, self._policy)
+        situation = Situation(
+            now, site.id, site.timezone, site.language, dwell_s, self._policy, site.quiet_hours
+        )
         decision = decide(self._people[subscriber_id], history, campaigns, situation)
         if decision.prompted and decision.local_day is not None and decision.campaign_id is not None:
             chosen = next(c for c in campaigns if c.id == decision.campaign_id)

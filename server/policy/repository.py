@@ -342,9 +342,11 @@ def recording(session: Session, start: datetime, end: datetime, prompt_ttl_s: in
         ProximityEvent.received_at >= start, ProximityEvent.received_at < end
     )
     sites = {
-        site_id: SiteInfo(org, zone, language)
-        for site_id, org, zone, language in session.execute(
-            select(Site.id, Site.organisation_id, Site.timezone, Site.language)
+        site_id: SiteInfo(org, zone, language, (quiet_start, quiet_end))
+        for site_id, org, zone, language, quiet_start, quiet_end in session.execute(
+            select(
+                Site.id, Site.organisation_id, Site.timezone, Site.language, Site.quiet_start, Site.quiet_end
+            )
         )
     }
     campaigns = campaigns_at_sites(session, sites, active_only=False)

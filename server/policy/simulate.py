@@ -48,6 +48,7 @@ class SiteInfo:
     organisation_id: int
     timezone: str | None
     language: str
+    quiet_hours: tuple[str, str] | None = None  # the site's own, local HH:MM start and end
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +229,9 @@ def replay(
             accepted=frozenset(accepted),
             budget_used={c.id: budget[(c.id, day)] for c in here} if day is not None else {},
         )
-        situation = Situation(now, event.site_id, site.timezone, site.language, visit[2], policy)
+        situation = Situation(
+            now, event.site_id, site.timezone, site.language, visit[2], policy, site.quiet_hours
+        )
         decision = decide(person, history, here, situation)
         if decision.reason not in NOT_YET:
             visit[3] = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -33,6 +33,10 @@ def _zone(name: str) -> str:
     return name
 
 
+QUIET_HOURS: Final = (
+    "The site's quiet hours, local HH:MM, with quiet_end (may wrap midnight): no prompts inside them. They "
+    "widen the operator's quiet hours (21:00-08:00 by default), never narrow them."
+)
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)]
 assert set(const.LANGUAGES) == {"de", "en"}  # keep Language in step
 
@@ -47,7 +51,7 @@ class SiteCreate(BaseModel):
         default=None, description="IANA name; without it the site never prompts"
     )
     language: Language = "de"
-    quiet_start: HHMM = const.DEFAULT_QUIET_START
+    quiet_start: HHMM = Field(default=const.DEFAULT_QUIET_START, description=QUIET_HOURS)
     quiet_end: HHMM = const.DEFAULT_QUIET_END
     ibeacon_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
     ibeacon_major: int | None = Field(default=None, ge=0, le=65535)
@@ -60,7 +64,7 @@ class SiteUpdate(BaseModel):
     address: str | None = Field(default=None, max_length=500)
     timezone: TimeZone | None = None
     language: Language | None = None
-    quiet_start: HHMM | None = None
+    quiet_start: HHMM | None = Field(default=None, description=QUIET_HOURS)
     quiet_end: HHMM | None = None
     ibeacon_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
     ibeacon_major: int | None = Field(default=None, ge=0, le=65535)

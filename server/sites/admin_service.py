@@ -49,10 +49,22 @@ def _site(row: Site) -> dict[str, Any]:
     return SitePublic.model_validate(row).model_dump(mode="json")
 
 
+def _check_quiet_hours(start: str, end: str) -> None:
+    # An empty window could be read as "never quiet" or "always quiet"; neither is what an admin who typed it
+    # can be assumed to mean.
+    if start == end:
+        raise RuleViolation(
+            f"quiet_start and quiet_end are both {start}; give a window such as 21:00-08:00 (it may wrap "
+            "midnight). The site's quiet hours only add to the operator's.",
+            extra={"field": "quiet_end"},
+        )
+
+
 def create_site(session: Session, scope: Principal, body: SiteCreate, now: datetime) -> Site:
     if tenancy.organisation(scope, session, body.organisation_id) is None:
         raise NotFound("No such organisation, or it is not yours.")
     scope.require(body.organisation_id, Role.EDITOR)
+    _check_quiet_hours(body.quiet_start, body.quiet_end)
     site = Site(**body.model_dump(), created_at=now)
     session.add(site)
     session.flush()
@@ -69,6 +81,10 @@ def update_site(
     for required in ("name", "language", "quiet_start", "quiet_end"):
         if required in changes and changes[required] is None:
             raise RuleViolation(f"{required} cannot be empty.", extra={"field": required})
+    if "quiet_start" in changes or "quiet_end" in changes:
+        _check_quiet_hours(
+            changes.get("quiet_start", site.quiet_start), changes.get("quiet_end", site.quiet_end)
+        )
     before = _site(site)
     claim_version(session, site, if_match)
     for key, value in changes.items():
