@@ -120,8 +120,8 @@ def status_line(stats: ScannerStats) -> str:
     """The scanner's state under the table: never '0 adverts' for a scan that is not running."""
     if stats.state == "failing":
         return (
-            f"scanner: not scanning, {stats.failures} failed starts in a row, retrying "
-            f"(last error: {stats.last_error})"
+            f"scanner: not scanning ({stats.failures} failures in a row), retrying; "
+            f"last error: {stats.last_error}"
         )
     if stats.state in ("starting", "stopped"):
         return f"scanner: {stats.state}"

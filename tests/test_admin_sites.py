@@ -110,6 +110,9 @@ def test_a_scanner_that_keeps_failing_shows_as_scanner_failing_until_it_scans_ag
     assert beat(**failing) == "scanner_failing"
     shown = client.get(url, headers=editor).json()["last_heartbeat"]
     assert (shown["scanner_error"], shown["scanner_failures"]) == ("adapter_missing", 7)
+    # Restarted after hearing nothing for the watchdog's time: maybe an empty street, not a broken scanner.
+    assert beat(scanner_state="failing", scanner_failures=5, scanner_error="silent") == "ok"
+    assert beat(**failing) == "scanner_failing"
     clock.advance(600)
     assert client.get(url, headers=editor).json()["health"] == "stale", "no heartbeat at all says more"
     assert beat(scanner_state="scanning", scanner_failures=0, scanner_error="adapter_missing") == "ok"

@@ -134,7 +134,13 @@ def health(gateway: Gateway, now: datetime) -> Health:
         return "stale"
     beat = gateway.last_heartbeat or {}
     failures = beat.get("scanner_failures")
-    if beat.get("scanner_state") == "failing" and isinstance(failures, int) and failures >= SCANNER_FAILURES:
+    # A scan that only heard nothing ("silent") may face an empty street at night: not a failure to report.
+    if (
+        beat.get("scanner_state") == "failing"
+        and beat.get("scanner_error") != "silent"
+        and isinstance(failures, int)
+        and failures >= SCANNER_FAILURES
+    ):
         return "scanner_failing"
     return "ok"
 
