@@ -244,6 +244,9 @@ class Agent:
             scanner_restarts=getattr(scanner_stats, "restarts", 0),
             scanner_power_cycles=getattr(scanner_stats, "power_cycles", 0),
             scanner_mode=getattr(scanner_stats, "mode", "simulated"),
+            scanner_state=getattr(scanner_stats, "state", None),
+            scanner_failures=getattr(scanner_stats, "failures", 0),
+            scanner_error=getattr(scanner_stats, "error_kind", None),
             uptime_s=round(now - self._started, 1),
             version=agent_version(),
             beacons=[

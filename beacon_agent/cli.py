@@ -7,9 +7,13 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import typer
+
+if TYPE_CHECKING:
+    from beacon_agent.scan_view import CannotScan
 
 from beacon_agent.config import AgentSettings
 from beacon_agent.enrol import EnrolmentError, enrol
@@ -28,18 +32,27 @@ def enroll_command(
     code: str = typer.Option(..., help="The one-time enrolment code an admin gave you"),
     state_dir: Path | None = typer.Option(None, help="Where the token is kept (default from settings)"),
 ) -> None:
-    """Exchange a one-time code for this gateway's token (stored with 0600 permissions)."""
+    """Exchange a one-time code for this gateway's token; the token (0600) and the server's address are
+    kept in the state directory, so `beacon-agent run` needs nothing else."""
     settings = AgentSettings() if state_dir is None else AgentSettings(state_dir=state_dir)
+    server = server.strip().rstrip("/")
     try:
         with httpx.Client(base_url=server, timeout=15) as client:
-            enrolled = enrol(client, code, settings.token_file)
-    except (httpx.HTTPError, EnrolmentError) as exc:
+            enrolled = enrol(client, code, settings.state_dir)
+    except httpx.HTTPError as exc:
+        typer.echo(f"enrolment failed: cannot reach {server} ({type(exc).__name__}: {exc})", err=True)
+        raise typer.Exit(1) from exc
+    except EnrolmentError as exc:
         typer.echo(f"enrolment failed: {exc}", err=True)
         raise typer.Exit(1) from exc
-    where = f"gateway {enrolled.gateway_id} at site {enrolled.site_id}"
-    typer.echo(f"enrolled as {where}; token in {settings.token_file}")
-    if settings.server_url.rstrip("/") != server.rstrip("/"):
-        typer.echo(f"note: set server_url = {server!r} in the agent's config (it is {settings.server_url!r})")
+    typer.echo(
+        f"enrolled as gateway {enrolled.gateway_id} at site {enrolled.site_id}; token in "
+        f"{settings.token_file}, server address {server} in {settings.server_url_file}"
+    )
+    now = AgentSettings(state_dir=settings.state_dir).server_url.rstrip("/")
+    if now != server:
+        # Only the environment can override the saved address; say so rather than report elsewhere.
+        typer.echo(f"note: BEACON_AGENT_SERVER_URL={now} overrides the saved address; unset it", err=True)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -79,10 +92,14 @@ def scan_command(
     adapter: str | None = typer.Option(None, help="Bluetooth adapter (default from settings)"),
 ) -> None:
     """Show a live table of the beacon frames in the air, for installers (nothing is stored or sent)."""
-    from beacon_agent.scan_view import run_scan
+    from beacon_agent.scan_view import CannotScan, run_scan
 
     settings = AgentSettings()
-    asyncio.run(run_scan(adapter or settings.adapter, seconds, sys.stdout))
+    try:
+        asyncio.run(run_scan(adapter or settings.adapter, seconds, sys.stdout))
+    except CannotScan as exc:
+        _say_scan_failed("scan failed", exc)
+        raise typer.Exit(1) from exc
 
 
 @app.command("doctor")
@@ -108,17 +125,20 @@ def calibrate_command(
 ) -> None:
     """Measure the RSSI at 1 m of a beacon (or phone) held still at 1 m from the gateway, in line of sight."""
     from beacon_agent.calibrate import CalibrationError, calibrate, gather
-    from beacon_agent.scan_view import sightings
+    from beacon_agent.scan_view import CannotScan, sightings
 
     settings = AgentSettings()
 
     async def measure() -> list[tuple[str, int]]:
-        typer.echo(f"measuring for {seconds:.0f} s; keep the beacon still at 1 m ...")
         async with sightings(adapter or settings.adapter) as heard:
+            typer.echo(f"measuring for {seconds:.0f} s; keep the beacon still at 1 m ...")
             return await gather(heard, seconds=seconds)
 
     try:
         result = calibrate(asyncio.run(measure()), target)
+    except CannotScan as exc:
+        _say_scan_failed("calibration failed: the scan cannot run", exc)
+        raise typer.Exit(1) from exc
     except CalibrationError as exc:
         typer.echo(f"calibration failed: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -126,6 +146,12 @@ def calibrate_command(
         f"{result.target}: power at 1 m = {result.power_1m} dBm "
         f"({result.samples} readings, spread {result.spread_db:.1f} dB)"
     )
+
+
+def _say_scan_failed(what: str, exc: CannotScan) -> None:
+    typer.echo(f"{what}: {exc.check.detail}", err=True)
+    if exc.check.fix:
+        typer.echo(f"fix: {exc.check.fix}", err=True)
 
 
 def main() -> None:

@@ -66,6 +66,9 @@ class Heartbeat:
     uptime_s: float
     version: str
     beacons: Sequence[BeaconSighting] = field(default=())
+    scanner_state: str | None = None  # starting, scanning, failing, stopped; None: no BLE scanner (demo)
+    scanner_failures: int = 0  # failed starts (or silent scans) in a row
+    scanner_error: str | None = None  # the kind of the last scanner error (bluez_check.FaultKind)
 
     def to_wire(self) -> dict[str, object]:
         """The JSON object the server takes; sightings capped and clamped so one odd reading cannot get the
@@ -81,6 +84,9 @@ class Heartbeat:
             "scanner_restarts": self.scanner_restarts,
             "scanner_power_cycles": self.scanner_power_cycles,
             "scanner_mode": self.scanner_mode,
+            "scanner_state": self.scanner_state,
+            "scanner_failures": self.scanner_failures,
+            "scanner_error": self.scanner_error,
             "uptime_s": max(0.0, float(self.uptime_s)),
             "version": self.version[:40],
             "beacons": [

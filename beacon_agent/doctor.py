@@ -7,61 +7,43 @@ them at a private dbus-daemon, a fake server and a temporary directory.
 
 from __future__ import annotations
 
-import asyncio
 import configparser
-import os
-import re
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import httpx
-from dbus_fast import BusType, Message, MessageType
-from dbus_fast.aio import MessageBus
-from dbus_fast.errors import DBusFastError
 
+from beacon_agent.bluez_check import (
+    ADAPTER,
+    AGENT_USER,
+    BLUETOOTHD,
+    INSTALL_BLUEZ,
+    START_BLUEZ,
+    VERSION_COMMANDS,
+    Check,
+    DBusView,
+    access_check,
+    adapter_check,
+    bluez_version,
+    probe_dbus,
+)
 from beacon_agent.config import DEFAULT_CONFIG_FILE, AgentSettings
 
 MIN_BLUEZ: Final = (5, 56)  # AdvertisementMonitorManager1, which passive scanning needs
 MAX_CLOCK_SKEW_S: Final = 5.0  # events carry the gateway's timestamps
-DBUS_TIMEOUT_S: Final = 5.0
 HTTP_TIMEOUT_S: Final = 10.0
 MAIN_CONF: Final = Path("/etc/bluetooth/main.conf")
 PROC: Final = Path("/proc")
-BLUETOOTHD: Final = "/usr/libexec/bluetooth/bluetoothd"  # Debian and Raspberry Pi OS Bookworm
-VERSION_COMMANDS: Final[tuple[tuple[str, ...], ...]] = (
-    ("bluetoothd", "--version"),
-    (BLUETOOTHD, "--version"),
-    ("/usr/sbin/bluetoothd", "--version"),
-    ("bluetoothctl", "--version"),
-)
-AGENT_USER: Final = "beacon-agent"
 GUIDE: Final = "firmware_notes/raspberry-pi-gateway.md"
 
-_BLUEZ: Final = "org.bluez"
-_ADAPTER: Final = "org.bluez.Adapter1"
 _MONITOR_MANAGER: Final = "org.bluez.AdvertisementMonitorManager1"
-_TIMEDATE: Final = "org.freedesktop.timedate1"
-_ACCESS_DENIED: Final = "org.freedesktop.DBus.Error.AccessDenied"
-_NOT_RUNNING: Final = frozenset(
-    {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"}
-)
 _TURN_ON_NTP: Final = (
     "Turn on network time with `sudo timedatectl set-ntp true` and let UDP port 123 out through the router."
 )
-_VERSION: Final = re.compile(rb"(\d+)\.(\d+)")
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str | None = None
 
 
 def _utcnow() -> datetime:
@@ -80,11 +62,11 @@ async def run_checks(
 ) -> list[Check]:
     """Run every check in order: BlueZ, adapter, D-Bus access, clock, server, token."""
     version = await bluez_version(version_commands)
-    bluez = await _probe_dbus(settings.adapter, bus_address)
+    bluez = await probe_dbus(bus_address)
     checks = [
         _version_check(version),
-        _access_check(bluez),
-        _adapter_check(settings.adapter, bluez),
+        access_check(bluez, installed=version is not None),
+        adapter_check(settings.adapter, bluez),
         _experimental_check(settings.adapter, bluez, version, main_conf, proc),
         _ntp_check(bluez),
     ]
@@ -114,28 +96,6 @@ def render(checks: Sequence[Check]) -> str:
 # --- BlueZ version -----------------------------------------------------------------------------------
 
 
-async def bluez_version(commands: Sequence[Sequence[str]] = VERSION_COMMANDS) -> tuple[int, int] | None:
-    """The (major, minor) BlueZ version the first working command prints, or None."""
-    for argv in commands:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-            )
-        except OSError:
-            continue  # not installed there, or not executable for us: try the next place
-        try:
-            async with asyncio.timeout(DBUS_TIMEOUT_S):
-                out, _ = await process.communicate()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            continue
-        match = _VERSION.search(out)
-        if process.returncode == 0 and match:
-            return int(match[1]), int(match[2])
-    return None
-
-
 def _version_check(version: tuple[int, int] | None) -> Check:
     name = "BlueZ version"
     if version is None:
@@ -143,7 +103,7 @@ def _version_check(version: tuple[int, int] | None) -> Check:
             name,
             False,
             "neither bluetoothd nor bluetoothctl printed a version",
-            "Install BlueZ: `sudo apt install bluez`.",
+            f"Install BlueZ: {INSTALL_BLUEZ}.",
         )
     text = f"{version[0]}.{version[1]}"
     if version < MIN_BLUEZ:
@@ -156,147 +116,11 @@ def _version_check(version: tuple[int, int] | None) -> Check:
     return Check(name, True, f"{text} (5.56 or newer)")
 
 
-# --- D-Bus: access, adapter, experimental mode, NTP --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _DBusView:
-    address: str
-    bus_error: str | None = None  # the system bus could not be reached at all
-    bluez_error: tuple[str, str] | None = None  # (error name, text) from org.bluez
-    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    ntp: bool | None = None
-
-
-async def _probe_dbus(adapter: str, bus_address: str | None) -> _DBusView:
-    bus = MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM)
-    address = bus_address or _system_bus_address()
-    try:
-        async with asyncio.timeout(DBUS_TIMEOUT_S):
-            await bus.connect()
-    except (OSError, TimeoutError, DBusFastError, ValueError) as exc:
-        return _DBusView(address, bus_error=f"{type(exc).__name__}: {exc}")
-    try:
-        reply = await _call(bus, _BLUEZ, "/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
-        bluez_error = _error_of(reply)
-        objects: dict[str, dict[str, dict[str, Any]]] = {}
-        if bluez_error is None:
-            objects = {
-                path: {iface: {k: v.value for k, v in props.items()} for iface, props in ifaces.items()}
-                for path, ifaces in reply.body[0].items()
-            }
-        ntp_reply = await _call(
-            bus,
-            _TIMEDATE,
-            "/org/freedesktop/timedate1",
-            "org.freedesktop.DBus.Properties",
-            "Get",
-            "ss",
-            [_TIMEDATE, "NTPSynchronized"],
-        )
-        ntp = None if _error_of(ntp_reply) else bool(ntp_reply.body[0].value)
-        return _DBusView(address, bluez_error=bluez_error, objects=objects, ntp=ntp)
-    except TimeoutError:
-        return _DBusView(address, bluez_error=("timeout", f"no answer within {DBUS_TIMEOUT_S:.0f} s"))
-    finally:
-        bus.disconnect()
-
-
-async def _call(
-    bus: MessageBus,
-    destination: str,
-    path: str,
-    interface: str,
-    member: str,
-    signature: str = "",
-    body: list[Any] | None = None,
-) -> Message:
-    message = Message(destination, path, interface, member, signature=signature, body=body or [])
-    async with asyncio.timeout(DBUS_TIMEOUT_S):
-        return await bus.call(message)
-
-
-def _error_of(reply: Message) -> tuple[str, str] | None:
-    if reply.message_type != MessageType.ERROR:
-        return None
-    text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
-    return reply.error_name or "unknown", text
-
-
-def _system_bus_address() -> str:
-    return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or "unix:path=/var/run/dbus/system_bus_socket"
-
-
-def _access_check(view: _DBusView) -> Check:
-    name = "D-Bus access to BlueZ"
-    if view.bus_error is not None:
-        return Check(
-            name,
-            False,
-            f"cannot reach the system bus at {view.address} ({view.bus_error})",
-            "Start D-Bus and BlueZ: `sudo systemctl start dbus bluetooth`.",
-        )
-    if view.bluez_error is None:
-        adapters = sum(_ADAPTER in ifaces for ifaces in view.objects.values())
-        return Check(name, True, f"org.bluez answered ({adapters} adapter{'s' if adapters != 1 else ''})")
-    error, text = view.bluez_error
-    detail = f"org.bluez refused: {error} {text}".strip()
-    if error == _ACCESS_DENIED:
-        return Check(
-            name,
-            False,
-            detail,
-            f"Add the agent's user to the bluetooth group (`sudo usermod -aG bluetooth {AGENT_USER}`), "
-            "then log in again or restart the service.",
-        )
-    if error in _NOT_RUNNING:
-        return Check(
-            name,
-            False,
-            "BlueZ (bluetoothd) is not running",
-            "Install and start BlueZ: `sudo apt install bluez && sudo systemctl enable --now bluetooth`.",
-        )
-    return Check(
-        name, False, detail, "Restart BlueZ with `sudo systemctl restart bluetooth` and run doctor again."
-    )
-
-
-def _adapter_check(adapter: str, view: _DBusView) -> Check:
-    name = f"adapter {adapter}"
-    if view.bus_error is not None or view.bluez_error is not None:
-        return Check(name, False, "not checked: BlueZ did not answer", "Fix D-Bus access to BlueZ first.")
-    adapters = {
-        path.rsplit("/", 1)[-1]: ifaces for path, ifaces in view.objects.items() if _ADAPTER in ifaces
-    }
-    if adapter not in adapters:
-        others = ", ".join(sorted(adapters))
-        if others:
-            return Check(
-                name,
-                False,
-                f"BlueZ has no adapter {adapter}, only {others}",
-                f'Set adapter = "{min(adapters)}" in {DEFAULT_CONFIG_FILE} (or BEACON_AGENT_ADAPTER).',
-            )
-        return Check(
-            name,
-            False,
-            "BlueZ sees no Bluetooth adapter at all",
-            "Unblock Bluetooth with `sudo rfkill unblock bluetooth` and check that /boot/firmware/config.txt "
-            "has no `dtoverlay=disable-bt`.",
-        )
-    if not adapters[adapter][_ADAPTER].get("Powered", False):
-        return Check(
-            name,
-            False,
-            f"{adapter} is present but powered off",
-            "Power it on with `sudo rfkill unblock bluetooth && bluetoothctl power on`, and set "
-            "AutoEnable=true under [Policy] in /etc/bluetooth/main.conf so it stays on after a reboot.",
-        )
-    return Check(name, True, f"{adapter} is present and powered")
+# --- D-Bus: experimental mode, NTP (access and adapter are in bluez_check) -----------------------------
 
 
 def _experimental_check(
-    adapter: str, view: _DBusView, version: tuple[int, int] | None, main_conf: Path, proc: Path
+    adapter: str, view: DBusView, version: tuple[int, int] | None, main_conf: Path, proc: Path
 ) -> Check:
     name = "passive scanning"
     configured, daemon = _experimental_configured(main_conf, proc)
@@ -307,8 +131,20 @@ def _experimental_check(
     )
     fallback = "so the agent falls back to active scanning"
     ifaces = view.objects.get(f"/org/bluez/{adapter}")
-    if ifaces is None or _ADAPTER not in ifaces:
+    if ifaces is None or ADAPTER not in ifaces:
         # BlueZ itself cannot tell us; judge by how bluetoothd is started and configured.
+        if daemon is None and not view.bluez_answered:
+            # No bluetoothd at all: its command line cannot lack a flag it does not have.
+            if version is None:
+                return Check(
+                    name, False, "not checked: BlueZ is not installed", f"Install it: {INSTALL_BLUEZ}."
+                )
+            return Check(
+                name,
+                False,
+                "not checked: bluetoothd is not running",
+                f"Start it: {START_BLUEZ}, then run doctor again.",
+            )
         if configured:
             return Check(name, True, f"BlueZ experimental mode is on ({configured}); adapter not verified")
         return Check(name, False, f"bluetoothd runs without --experimental, {fallback}", enable)
@@ -376,7 +212,7 @@ def _main_conf_experimental(main_conf: Path) -> bool:
         return False
 
 
-def _ntp_check(view: _DBusView) -> Check:
+def _ntp_check(view: DBusView) -> Check:
     name = "clock synchronised"
     if view.ntp is None:
         return Check(name, True, "timedated cannot say; the comparison with the server's clock decides")

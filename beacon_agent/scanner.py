@@ -28,9 +28,12 @@ from bleak.exc import BleakDBusError, BleakError
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from beacon_agent.bluez_check import FaultKind, classify
+
 logger = logging.getLogger(__name__)
 
 ScanMode = Literal["passive", "active"]
+ScanState = Literal["starting", "scanning", "failing", "stopped"]
 OnAdvertisement = Callable[[Mapping[int, bytes], Mapping[str, bytes], int, float], None]
 """(manufacturer_data, service_data, rssi, monotonic_now): deliberately without the device or address."""
 DetectionCallback = Callable[[BLEDevice, AdvertisementData], None]
@@ -93,6 +96,19 @@ class ScannerStats:
     start_failures: int
     watchdog_expiries: int
     callback_errors: int
+    state: ScanState  # failing: the scan is down after `failures` failures in a row, and being retried
+    failures: int  # failed starts, and scans that heard nothing for the watchdog's time, in a row
+    error_kind: FaultKind | None  # the kind of `last_error`
+
+
+class ScanFailed(Exception):
+    """The scan failed to start `attempts` times in a row and the caller asked not to go on."""
+
+    def __init__(self, kind: FaultKind, last_error: str | None, attempts: int) -> None:
+        super().__init__(f"the scan failed to start {attempts} times in a row: {last_error}")
+        self.kind = kind
+        self.last_error = last_error
+        self.attempts = attempts
 
 
 def bleak_scanner_factory(callback: DetectionCallback, mode: ScanMode, adapter: str) -> BleakScannerLike:
@@ -160,6 +176,7 @@ class Scanner:
         power_cycle_after: int = DEFAULT_POWER_CYCLE_AFTER,
         operation_timeout_s: float = DEFAULT_OPERATION_TIMEOUT_S,
         rand: Callable[[], float] = random.random,
+        give_up_after: int | None = None,
     ) -> None:
         if watchdog_s <= 0 or power_cycle_after < 1:
             raise ValueError("watchdog_s must be positive and power_cycle_after at least 1")
@@ -177,6 +194,7 @@ class Scanner:
         self._power_cycle_after = power_cycle_after
         self._operation_timeout_s = operation_timeout_s
         self._rand = rand
+        self._give_up_after = give_up_after  # None: retry for ever, as the agent must
         self._adverts = 0
         self._last_advert_at = 0.0
         self._restarts = 0
@@ -185,7 +203,10 @@ class Scanner:
         self._watchdog_expiries = 0
         self._callback_errors = 0
         self._running = False
+        self._stopped = False
+        self._failures = 0
         self._last_error: str | None = None
+        self._error_kind: FaultKind | None = None
 
     def stats(self) -> ScannerStats:
         """A snapshot of the scanner's counters and state."""
@@ -199,18 +220,38 @@ class Scanner:
             start_failures=self._start_failures,
             watchdog_expiries=self._watchdog_expiries,
             callback_errors=self._callback_errors,
+            state=self._state(),
+            failures=self._failures,
+            error_kind=self._error_kind,
         )
 
+    def _state(self) -> ScanState:
+        if self._running:
+            return "scanning"
+        if self._stopped:
+            return "stopped"
+        return "failing" if self._failures else "starting"
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Scan until `stop` is set, recovering from any BlueZ trouble on the way."""
+        """Scan until `stop` is set, recovering from any BlueZ trouble on the way.
+
+        Raises ScanFailed only when `give_up_after` was given and that many starts in a row failed.
+        """
+        self._stopped = False
+        try:
+            await self._run(stop)
+        finally:
+            self._stopped = True
+
+    async def _run(self, stop: asyncio.Event) -> None:
         # Consecutive failures: starts that failed, and watchdog expiries with nothing heard since the start.
-        failures = 0
+        self._failures = 0
         first = True
         while not stop.is_set():
-            if failures:
-                if failures % self._power_cycle_after == 0:
+            if self._failures:
+                if self._failures % self._power_cycle_after == 0:
                     await self._power_cycle_adapter()
-                await self._pause(stop, self._backoff(failures))
+                await self._pause(stop, self._backoff(self._failures))
                 if stop.is_set():
                     break
             if not first:
@@ -218,12 +259,14 @@ class Scanner:
             first = False
             scanner = await self._start()
             if scanner is None:
-                failures += 1
+                self._failures += 1
+                if self._give_up_after is not None and self._failures >= self._give_up_after:
+                    raise ScanFailed(self._error_kind or "other", self._last_error, self._failures)
                 continue
             heard = await self._watch(stop)
             await self._stop(scanner)
             # A scan that worked for a while and then went silent starts the count afresh.
-            failures = 1 if heard else failures + 1
+            self._failures = 1 if heard else self._failures + 1
 
     def _backoff(self, failures: int) -> float:
         exponent = min(failures - 1, _MAX_BACKOFF_EXPONENT)
@@ -240,6 +283,7 @@ class Scanner:
         except Exception as exc:  # noqa: BLE001
             await self._stop(scanner)
             self._last_error = _describe(exc)
+            self._error_kind = classify(exc)
             if self._mode == "passive" and _passive_unsupported(exc):
                 logger.warning("no passive scanning on %s (%s), scanning actively", self._adapter, exc)
                 self._mode = "active"
@@ -270,6 +314,7 @@ class Scanner:
             if remaining <= 0:
                 self._watchdog_expiries += 1
                 self._last_error = f"no advertisement for {self._watchdog_s:g} s"
+                self._error_kind = "silent"
                 logger.warning("%s on %s, restarting the scan", self._last_error, self._adapter)
                 break
             await self._pause(stop, remaining)
@@ -282,6 +327,7 @@ class Scanner:
                 await self._power_cycle(self._adapter)
         except Exception as exc:  # noqa: BLE001 - a failed power-cycle is one more failure to back off from
             self._last_error = f"power-cycle failed: {_describe(exc)}"
+            self._error_kind = classify(exc)
             logger.warning("%s", self._last_error)
         else:
             self._power_cycles += 1

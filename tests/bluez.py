@@ -28,7 +28,7 @@ Template parameters go through indirect parametrisation, e.g. a BlueZ without th
   ``stop_bluez()`` kills the mock (org.bluez leaves the bus, as when bluetoothd crashes) and
   ``start_bluez()`` brings a fresh one with an empty ``hci0``;
   ``fail_next_start_discovery_with_in_progress(times=1)`` makes StartDiscovery answer
-  ``org.bluez.Error.InProgress``;
+  ``org.bluez.Error.InProgress``; ``set_powered(False)`` switches hci0 off;
   ``scanning()`` tells whether a client is scanning (discovering, or an advertisement monitor registered);
   ``method_calls(name)`` lists the adapter's logged calls; ``powered_changes()`` lists the values clients
   set on ``Adapter1.Powered``.
@@ -275,6 +275,11 @@ class MockBlueZ:
         self._fail_count += 1
         code = _START_DISCOVERY_CODE.format(n=self._fail_count, times=times)
         self._call(ADAPTER_PATH, MOCK_IFACE, "AddMethod", ADAPTER_IFACE, "StartDiscovery", "", "", code)
+
+    def set_powered(self, powered: bool) -> None:
+        """Switch hci0 on or off, as `bluetoothctl power off` (or rfkill) would."""
+        dbus = self._dbus
+        self._call(ADAPTER_PATH, PROPERTIES_IFACE, "Set", ADAPTER_IFACE, "Powered", dbus.Boolean(powered))
 
     def method_calls(self, method: str) -> list[list[Any]]:
         """The arguments of each logged call of `method` on hci0 since this BlueZ started."""

@@ -86,6 +86,42 @@ def test_a_gateway_is_enrolled_with_the_printed_command_and_shows_its_health(cli
     assert gateway_id in [g["id"] for g in everything["items"]]
 
 
+def test_a_scanner_that_keeps_failing_shows_as_scanner_failing_until_it_scans_again(client, session, clock):
+    world = make_world(session, clock())
+    editor = world.headers["editor_a"]
+    made = client.post(
+        f"{API}/gateways", json={"site_id": world.ids["a"]["site_id"], "name": "front"}, headers=editor
+    )
+    token = client.post("/gateway/v1/enroll", json={"code": made.json()["code"]}).json()["token"]
+    agent = {"Authorization": f"Bearer {token}"}
+    url = f"{API}/gateways/{made.json()['gateway']['id']}"
+
+    def beat(**scanner: object) -> str:
+        assert (
+            client.post("/gateway/v1/heartbeat", json=HEARTBEAT | scanner, headers=agent).status_code == 204
+        )
+        return client.get(url, headers=editor).json()["health"]
+
+    assert beat() == "ok", "an agent that sends no scanner state (older) is judged by its heartbeats"
+    assert beat(scanner_state="scanning", scanner_failures=0) == "ok"
+    # One failed start is retried within a second or two; it is not yet worth an admin's attention.
+    assert beat(scanner_state="failing", scanner_failures=1, scanner_error="busy") == "ok"
+    failing = {"scanner_state": "failing", "scanner_failures": 7, "scanner_error": "adapter_missing"}
+    assert beat(**failing) == "scanner_failing"
+    shown = client.get(url, headers=editor).json()["last_heartbeat"]
+    assert (shown["scanner_error"], shown["scanner_failures"]) == ("adapter_missing", 7)
+    # Restarted after hearing nothing for the watchdog's time: maybe an empty street, not a broken scanner.
+    assert beat(scanner_state="failing", scanner_failures=5, scanner_error="silent") == "ok"
+    assert beat(**failing) == "scanner_failing"
+    clock.advance(600)
+    assert client.get(url, headers=editor).json()["health"] == "stale", "no heartbeat at all says more"
+    assert beat(scanner_state="scanning", scanner_failures=0, scanner_error="adapter_missing") == "ok"
+    refused = client.post(
+        "/gateway/v1/heartbeat", json=HEARTBEAT | {"scanner_error": "Adapter gone!"}, headers=agent
+    )
+    assert refused.status_code == 422
+
+
 def test_site_beacons_are_validated_and_reach_the_gateway_config(client, session, clock):
     world = make_world(session, clock())
     site_id = world.ids["a"]["site_id"]

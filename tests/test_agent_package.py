@@ -61,9 +61,11 @@ def test_enrol_stores_the_token_privately(live_server, session, clock: Clock, tm
     code = make_charity(session, clock()).enrolment_code
     token_file = tmp_path / "state" / "token"
     with httpx.Client(base_url=live_server.url) as client:
-        enrolled = enrol(client, code, token_file)
+        enrolled = enrol(client, code, tmp_path / "state")
         assert enrolled.gateway_id > 0
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
         assert token_file.read_text().startswith("ngw_")
-        with pytest.raises(EnrolmentError, match="401"):
-            enrol(client, code, token_file)
+        assert (tmp_path / "state" / "server_url").read_text() == live_server.url + "\n"
+        with pytest.raises(EnrolmentError, match="this code was already used .*new one"):
+            enrol(client, code, tmp_path / "state")

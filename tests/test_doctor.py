@@ -151,7 +151,7 @@ class Host:
     root: Path
     bluez: str = "5.66"
     main_conf_text: str = "[General]\n#Experimental = false\n"
-    bluetoothd_argv: tuple[str, ...] = ("/usr/libexec/bluetooth/bluetoothd",)
+    bluetoothd_argv: tuple[str, ...] | None = ("/usr/libexec/bluetooth/bluetoothd",)  # None: not running
     token_mode: int | None = 0o600  # None: not enrolled
 
     def settings(self) -> AgentSettings:
@@ -169,7 +169,8 @@ class Host:
         main_conf = self.root / "main.conf"
         main_conf.write_text(self.main_conf_text)
         proc = self.root / "proc"
-        for pid, argv in (("1", ("/sbin/init",)), ("412", self.bluetoothd_argv), ("self", ("python",))):
+        processes = [("1", ("/sbin/init",)), ("412", self.bluetoothd_argv), ("self", ("python",))]
+        for pid, argv in [(pid, argv) for pid, argv in processes if argv is not None]:
             (proc / pid).mkdir(parents=True, exist_ok=True)
             (proc / pid / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
         return {"version_commands": [[str(version), "--version"]], "main_conf": main_conf, "proc": proc}
@@ -363,7 +364,41 @@ async def test_no_version_at_all_says_install_bluez(tmp_path: Path):
         bus_address=f"unix:path={tmp_path / 'no-bus'}",
     )
     assert not checks["BlueZ version"].ok
-    assert checks["BlueZ version"].fix == "Install BlueZ: `sudo apt install bluez`."
+    assert checks["BlueZ version"].fix == (
+        "Install BlueZ: `sudo apt install bluez && sudo systemctl enable --now bluetooth`."
+    )
+
+
+@pytest.mark.dbus
+async def test_bluez_not_installed_is_said_so_not_blamed_on_experimental_mode(system_bus, tmp_path: Path):
+    system_bus()  # nobody owns org.bluez, no bluetoothd process, no version command answers
+    checks = await doctor(
+        Host(tmp_path, bluetoothd_argv=None), version_commands=[[str(tmp_path / "nothing"), "--version"]]
+    )
+    access, passive = checks["D-Bus access to BlueZ"], checks["passive scanning"]
+    assert access.detail == "BlueZ is not installed (no bluetoothd)"
+    assert "sudo apt install bluez" in (access.fix or "")
+    assert passive.detail == "not checked: BlueZ is not installed"
+    assert "--experimental" not in passive.detail
+    assert "sudo apt install bluez" in (passive.fix or "")
+
+
+@pytest.mark.dbus
+async def test_bluetoothd_installed_but_not_running(system_bus, tmp_path: Path):
+    system_bus()
+    checks = await doctor(Host(tmp_path, bluetoothd_argv=None))
+    passive = checks["passive scanning"]
+    assert passive.detail == "not checked: bluetoothd is not running"
+    assert "--experimental" not in passive.detail
+    assert "sudo systemctl enable --now bluetooth" in (passive.fix or "")
+    assert checks["D-Bus access to BlueZ"].detail == "BlueZ (bluetoothd) is not running"
+
+
+async def test_no_bus_and_no_bluetoothd(tmp_path: Path):
+    checks = await doctor(
+        Host(tmp_path, bluetoothd_argv=None), bus_address=f"unix:path={tmp_path / 'no-bus'}"
+    )
+    assert checks["passive scanning"].detail == "not checked: bluetoothd is not running"
 
 
 # --- server, clock and token -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from server.core import const
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Language = Literal["de", "en"]
 BeaconKind = Literal["ibeacon", "altbeacon", "eddystone_uid"]
-Health = Literal["pending", "ok", "stale", "silent", "revoked"]
+Health = Literal["pending", "ok", "stale", "silent", "scanner_failing", "revoked"]
 
 
 @lru_cache(maxsize=1)
@@ -128,7 +128,10 @@ class GatewayPublic(BaseModel):
     enrolled_at: datetime | None
     revoked_at: datetime | None
     last_seen_at: datetime | None
-    health: Health = Field(description="pending: not enrolled; stale: heartbeats late; silent: never heard")
+    health: Health = Field(
+        description="pending: not enrolled; silent: never heard; stale: heartbeats late; scanner_failing: "
+        "heartbeats arrive but the Bluetooth scan keeps failing (see last_heartbeat.scanner_error)"
+    )
     last_heartbeat: dict[str, Any] | None
     created_at: datetime
     version: int

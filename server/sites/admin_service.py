@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,9 @@ from server.sites.service import IssuedCode, issue_enrolment_code, reissue_enrol
 from server.tenancy import repository as tenancy
 from server.tenancy.scope import Principal
 
-MISSED_HEARTBEATS = 3  # a gateway this many heartbeats late is "stale"
+MISSED_HEARTBEATS: Final = 3  # a gateway this many heartbeats late is "stale"
+# A scan start that fails once is retried within seconds; this many in a row is a gateway that hears nothing.
+SCANNER_FAILURES: Final = 3
 
 
 def visible_site(scope: Principal, session: Session, site_id: int) -> Site:
@@ -136,7 +138,7 @@ def remove_beacon(session: Session, scope: Principal, site_id: int, beacon_id: i
 
 
 def health(gateway: Gateway, now: datetime) -> Health:
-    """Fleet health from heartbeats: revoked, pending (never enrolled), silent, stale or ok."""
+    """Fleet health: revoked, pending (never enrolled), silent, stale, scanner_failing or ok."""
     if gateway.revoked_at is not None:
         return "revoked"
     if gateway.enrolled_at is None:
@@ -144,8 +146,19 @@ def health(gateway: Gateway, now: datetime) -> Health:
     if gateway.last_seen_at is None:
         return "silent"
     interval = (gateway.config or {}).get("heartbeat_s") or DEFAULT_HEARTBEAT_S
-    late = now - gateway.last_seen_at > timedelta(seconds=MISSED_HEARTBEATS * float(interval))
-    return "stale" if late else "ok"
+    if now - gateway.last_seen_at > timedelta(seconds=MISSED_HEARTBEATS * float(interval)):
+        return "stale"
+    beat = gateway.last_heartbeat or {}
+    failures = beat.get("scanner_failures")
+    # A scan that only heard nothing ("silent") may face an empty street at night: not a failure to report.
+    if (
+        beat.get("scanner_state") == "failing"
+        and beat.get("scanner_error") != "silent"
+        and isinstance(failures, int)
+        and failures >= SCANNER_FAILURES
+    ):
+        return "scanner_failing"
+    return "ok"
 
 
 def gateway_public(gateway: Gateway, now: datetime) -> GatewayPublic:

@@ -43,6 +43,8 @@ class Gateway(Base):
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     enrolment_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     enrolment_expires_at: Mapped[datetime | None] = mapped_column()
+    # The code last redeemed, so that typing it again is answered "already used", not "unknown".
+    spent_code_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     enrolled_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

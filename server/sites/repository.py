@@ -17,6 +17,11 @@ def gateway_by_code_hash(session: Session, code_hash: str) -> Gateway | None:
     return session.scalar(select(Gateway).where(Gateway.enrolment_code_hash == code_hash).with_for_update())
 
 
+def gateway_by_spent_code_hash(session: Session, code_hash: str) -> Gateway | None:
+    """The gateway that last redeemed this code, if any."""
+    return session.scalar(select(Gateway).where(Gateway.spent_code_hash == code_hash).limit(1))
+
+
 def site(session: Session, site_id: int) -> Site | None:
     return session.get(Site, site_id)
 

@@ -129,4 +129,19 @@ class HeartbeatIn(BaseModel):
     scanner_power_cycles: int = Field(
         ge=0, le=COUNTER_MAX, description="Bluetooth adapter power cycles by the watchdog"
     )
+    # Optional: agents older than these fields send none of them.
+    scanner_state: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="starting, scanning, failing (the scan is down and being retried) or stopped",
+    )
+    scanner_failures: int = Field(
+        default=0, ge=0, le=COUNTER_MAX, description="Failed scan starts (or silent scans) in a row"
+    )
+    scanner_error: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="The kind of the last scanner error, e.g. adapter_missing, adapter_off, "
+        "bluez_not_running, permission_denied, dbus_unavailable, busy, timeout, silent, other",
+    )
     beacons: list[BeaconSightingIn] = Field(default_factory=list, max_length=MAX_WATCHED)

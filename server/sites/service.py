@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from server.core.errors import Conflict, Unauthorized
+from server.core.errors import Conflict, Gone, Unauthorized
 from server.core.security import hash_token, new_enrolment_code, new_token, normalise_code
 from server.policy.decide import dwell_marks
 from server.policy.repository import policy
@@ -33,6 +33,18 @@ from server.sites.schemas import (
 log = logging.getLogger(__name__)
 
 ENROLMENT_CODE_LIFETIME = timedelta(hours=72)
+
+
+class UnknownEnrolmentCode(Unauthorized):
+    code = "code_unknown"
+
+
+class EnrolmentCodeUsed(Gone):
+    code = "code_used"
+
+
+class EnrolmentCodeExpired(Conflict):
+    code = "code_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +81,22 @@ def reissue_enrolment_code(session: Session, gateway: Gateway, now: datetime) ->
 
 def enrol(session: Session, code: str, now: datetime) -> tuple[Gateway, str]:
     """Exchange a one-time code for a gateway token; the code cannot be used again."""
-    gateway = repository.gateway_by_code_hash(session, hash_token(normalise_code(code)))
+    code_hash = hash_token(normalise_code(code))
+    gateway = repository.gateway_by_code_hash(session, code_hash)
     if gateway is None:
-        raise Unauthorized("Unknown enrolment code. Ask the charity's admin for a new one.")
+        if repository.gateway_by_spent_code_hash(session, code_hash) is not None:
+            raise EnrolmentCodeUsed(
+                "This enrolment code was already used; a code works only once. If this gateway is not "
+                "enrolled, ask the charity's admin for a new code."
+            )
+        raise UnknownEnrolmentCode(
+            "Unknown enrolment code: check it for typos, or ask the charity's admin for a new one."
+        )
     if gateway.enrolment_expires_at is None or gateway.enrolment_expires_at <= now:
-        raise Conflict("This enrolment code has expired. Ask the charity's admin for a new one.")
+        raise EnrolmentCodeExpired("This enrolment code has expired. Ask the charity's admin for a new one.")
     token = new_token("ngw")
     gateway.token_hash = hash_token(token)
+    gateway.spent_code_hash = code_hash
     gateway.enrolment_code_hash = None
     gateway.enrolment_expires_at = None
     gateway.enrolled_at = now
