@@ -10,20 +10,30 @@ from server.admin.errors import RuleViolation
 from server.campaigns.models import Campaign, CampaignVariant
 from server.core import const
 from server.sites.models import Site
-from server.tenancy.models import Organisation
+from server.tenancy.models import Organisation, PlatformSettings
 
 Problem = dict[str, str]
 
 
-def limits(campaign: Campaign) -> list[Problem]:
+def limits(campaign: Campaign, platform: PlatformSettings) -> list[Problem]:
     """Checked on every save: the platform's bounds and a coherent schedule."""
     problems: list[Problem] = []
-    if campaign.min_dwell_s is not None and campaign.min_dwell_s < const.DEFAULT_MIN_DWELL_S:
+    least = platform.min_dwell_s
+    if campaign.min_dwell_s == 0 and not platform.allow_walk_by:
         problems.append(
             {
                 "field": "min_dwell_s",
-                "message": f"{campaign.min_dwell_s} s is below the platform "
-                f"minimum of {const.DEFAULT_MIN_DWELL_S} s; a passer-by must have stopped first.",
+                "message": "Walk-by campaigns (a minimum dwell of 0: asked as people pass) are not allowed "
+                f"on this platform; ask people who stayed at least {least} s.",
+            }
+        )
+    elif campaign.min_dwell_s is not None and 0 < campaign.min_dwell_s < least:
+        walk_by = " (or 0 for a walk-by campaign)" if platform.allow_walk_by else ""
+        problems.append(
+            {
+                "field": "min_dwell_s",
+                "message": f"{campaign.min_dwell_s} s is below the platform's minimum of {least} s{walk_by}; "
+                "a passer-by must have stopped first.",
             }
         )
     if campaign.max_dwell_s is not None and campaign.max_dwell_s > const.DEFAULT_MAX_DWELL_S:
@@ -62,9 +72,10 @@ def readiness(
     sites: Sequence[Site],
     variants: Sequence[CampaignVariant],
     now: datetime,
+    platform: PlatformSettings,
 ) -> list[Problem]:
     """Checked before activation and on every change to an active campaign."""
-    problems = limits(campaign)
+    problems = limits(campaign, platform)
     if not org.privacy_contact:
         problems.append(
             {

@@ -76,8 +76,9 @@ def _set_variants(session: Session, campaign: Campaign, variants: list[VariantIn
 
 def _check(session: Session, scope: Principal, campaign: Campaign, now: datetime, what: str) -> None:
     """Limits always; the full readiness rules whenever the campaign is (or is about to be) active."""
+    platform = tenancy.platform_settings(session)
     if campaign.status != CampaignStatus.ACTIVE:
-        rules.raise_if(rules.limits(campaign), what)
+        rules.raise_if(rules.limits(campaign, platform), what)
         return
     org = tenancy.organisation(scope, session, campaign.organisation_id)
     assert org is not None
@@ -85,7 +86,7 @@ def _check(session: Session, scope: Principal, campaign: Campaign, now: datetime
         scope, session, campaign.organisation_id, repository.site_ids(session, campaign.id)
     )
     rules.raise_if(
-        rules.readiness(campaign, org, sites, repository.variants(session, campaign.id), now), what
+        rules.readiness(campaign, org, sites, repository.variants(session, campaign.id), now, platform), what
     )
 
 

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     CAMPAIGN_QUIET_HOURS = "campaign_quiet_hours"  # every running campaign here is outside its daily hours
     NOT_THIS_ORG = "not_this_org"  # every running campaign here is from a charity the person excluded
     SCOPE_NOT_CONSENTED = "scope_not_consented"
+    WALK_BY_FORBIDDEN = "walk_by_forbidden"  # a campaign decided on enter, where the operator allows none
     DWELL_TOO_SHORT = "dwell_too_short"  # not yet: a later event of the same visit may still prompt
     DWELL_TOO_LONG = "dwell_too_long"  # likely staff or a visiting relative
     GLOBAL_DAILY_CAP = "global_daily_cap"
@@ -118,8 +119,9 @@ class Policy:
     max_per_month: int = const.DEFAULT_MAX_PER_MONTH
     org_cooldown_days: int = const.DEFAULT_ORG_COOLDOWN_DAYS
     dismiss_cooldown_days: int = const.DEFAULT_DISMISS_COOLDOWN_DAYS
-    min_dwell_s: int = const.DEFAULT_MIN_DWELL_S
+    min_dwell_s: int = const.DEFAULT_MIN_DWELL_S  # the least a campaign may ask; theirs that set none
     max_dwell_s: int = const.DEFAULT_MAX_DWELL_S
+    allow_walk_by: bool = True  # campaigns with a minimum dwell of 0, decided on enter
     quiet_start: str = const.DEFAULT_QUIET_START
     quiet_end: str = const.DEFAULT_QUIET_END
 
@@ -326,6 +328,13 @@ def decide(
     ):
         return stop(Reason.SCOPE_NOT_CONSENTED, day)
 
+    walk_by_off = "walk-by campaigns (decided on enter) are off on this platform"
+    if not chain.keep(
+        Reason.WALK_BY_FORBIDDEN,
+        lambda c: walk_by_off if c.min_dwell_s == 0 and not policy.allow_walk_by else None,
+    ):
+        return stop(Reason.WALK_BY_FORBIDDEN, day)
+
     dwell = situation.dwell_s
 
     def min_dwell(c: CampaignOption) -> int:
@@ -421,8 +430,10 @@ def decide(
 
 
 def effective_min_dwell(policy: Policy, campaign_min_dwell_s: int | None) -> int:
-    """Seconds a person must have been here before this campaign may ask: its own minimum, never below the
-    platform's."""
+    """Seconds a person must have been here before this campaign may ask: 0 for a walk-by campaign (decided
+    on enter; whether it may run is the operator's), else its own minimum, never below the platform's."""
+    if campaign_min_dwell_s == 0:
+        return 0
     return max(policy.min_dwell_s, campaign_min_dwell_s or 0)
 
 
@@ -436,6 +447,8 @@ def dwell_marks(policy: Policy, campaigns: Iterable[tuple[int | None, int | None
     moment they may be: each one's minimum dwell (0 is decided on enter: no mark) and its staff limit."""
     marks: set[float] = set()
     for min_dwell_s, max_dwell_s in campaigns:
+        if min_dwell_s == 0 and not policy.allow_walk_by:
+            continue  # it will not run
         marks.add(float(effective_max_dwell(policy, max_dwell_s)))
         if (least := effective_min_dwell(policy, min_dwell_s)) > 0:
             marks.add(float(least))

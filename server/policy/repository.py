@@ -288,6 +288,8 @@ _POLICY = (
         PlatformSettings.max_prompts_per_week,
         PlatformSettings.max_prompts_per_month,
         PlatformSettings.min_org_cooldown_days,
+        PlatformSettings.min_dwell_s,
+        PlatformSettings.allow_walk_by,
     )
     .order_by(PlatformSettings.id)
     .limit(1)
@@ -298,17 +300,20 @@ POLICY_QUERY: Query = (_POLICY, {})
 
 
 def policy(session: Session) -> Policy:
-    """The operator's maxima in force (quiet hours, dwell and dismissal cooldown are platform constants)."""
+    """The operator's maxima and dwell rules in force (quiet hours and the dismissal cooldown are platform
+    constants)."""
     return policy_of(direct.rows(session.connection(), *POLICY_QUERY))
 
 
 def policy_of(rows: Sequence[Any]) -> Policy:
-    per_day, per_week, per_month, cooldown = rows[0] if rows else (1, None, None, None)
+    per_day, per_week, per_month, cooldown, min_dwell, walk_by = rows[0] if rows else (1,) + (None,) * 5
     return Policy(
         max_per_day=_given(per_day, const.DEFAULT_MAX_PER_DAY),
         max_per_week=_given(per_week, const.DEFAULT_MAX_PER_WEEK),
         max_per_month=_given(per_month, const.DEFAULT_MAX_PER_MONTH),
         org_cooldown_days=_given(cooldown, const.DEFAULT_ORG_COOLDOWN_DAYS),
+        min_dwell_s=_given(min_dwell, const.DEFAULT_MIN_DWELL_S),
+        allow_walk_by=True if walk_by is None else bool(walk_by),
     )
 
 

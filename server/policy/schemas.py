@@ -20,8 +20,9 @@ class PolicyProposal(BaseModel):
     max_per_month: int | None = Field(default=None, ge=0, le=200)
     org_cooldown_days: int | None = Field(default=None, ge=0, le=365)
     dismiss_cooldown_days: int | None = Field(default=None, ge=0, le=3650)
-    min_dwell_s: int | None = Field(default=None, ge=0, le=3600)
+    min_dwell_s: int | None = Field(default=None, ge=1, le=3600)
     max_dwell_s: int | None = Field(default=None, ge=1, le=86_400)
+    allow_walk_by: bool | None = None
     quiet_start: HHMM | None = None
     quiet_end: HHMM | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core import const
@@ -22,6 +22,10 @@ class PlatformSettings(Base):
     max_prompts_per_month: Mapped[int] = mapped_column(default=const.DEFAULT_MAX_PER_MONTH)
     min_org_cooldown_days: Mapped[int] = mapped_column(default=const.DEFAULT_ORG_COOLDOWN_DAYS)
     retention_days: Mapped[int] = mapped_column(default=14)
+    # The least dwell a campaign may ask for, and the dwell of those that set none; walk-by campaigns (a
+    # minimum dwell of 0, decided on enter) run only where the operator allows them.
+    min_dwell_s: Mapped[int] = mapped_column(default=const.DEFAULT_MIN_DWELL_S, server_default="15")
+    allow_walk_by: Mapped[bool] = mapped_column(default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1, server_default="1")  # for If-Match on admin updates
 

@@ -114,6 +114,8 @@ class PlatformSettingsPublic(BaseModel):
     max_prompts_per_month: int
     min_org_cooldown_days: int
     retention_days: int
+    min_dwell_s: int
+    allow_walk_by: bool
     updated_at: datetime
     version: int
 
@@ -126,3 +128,12 @@ class PlatformSettingsUpdate(BaseModel):
     max_prompts_per_month: int | None = Field(default=None, ge=0, le=200)
     min_org_cooldown_days: int | None = Field(default=None, ge=0, le=365)
     retention_days: int | None = Field(default=None, ge=1, le=365)
+    min_dwell_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=3_600,
+        description="Least dwell (s) any campaign may ask for, and the dwell of those that set none",
+    )
+    allow_walk_by: bool | None = Field(
+        default=None, description="Whether campaigns with a minimum dwell of 0 (decided on enter) may run"
+    )
