@@ -35,10 +35,20 @@ def serve(
     import uvicorn
 
     from server.core.logging import configure_logging
+    from server.core.serving import uvicorn_options
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+    options = uvicorn_options()
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        **options,
+    )
 
 
 @app.command()

@@ -1,0 +1,17 @@
+"""How every way of serving the app (`nahbar serve` and its workers, the demo, the tests' live servers)
+starts uvicorn, so that they agree on whose address a request comes from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """uvicorn's keyword arguments besides the app, host, port, workers and logging."""
+    return {
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 (its default FORWARDED_ALLOW_IPS) and put
+        # the claimed address in place of the peer's: a locked-out client on the same machine, or behind a
+        # local proxy that passes the header on, would pick a new address per try. The caller's address is
+        # server/api/client.py's to decide, from NAHBAR_TRUSTED_PROXIES alone.
+        "proxy_headers": False,
+    }
