@@ -35,7 +35,7 @@ def test_every_worker_logs_json_at_info_without_job_run_chatter_or_colours(tmp_p
         events = {r["event"] for r in lines if r["pid"] == worker and r["level"] == "info"}
         assert "EID index loaded" in events
         assert any(e.startswith("retention:") for e in events)
-    access = [r for r in lines if r["logger"].endswith(".access")]
+    access = [r for r in lines if r["logger"] == "nahbar.access"]
     assert len(access) >= 20, output  # the readiness probes come on top
     assert {r["pid"] for r in access} <= workers
     # APScheduler's "Running job ..." and "Job ... executed successfully" come with every run: DEBUG only.

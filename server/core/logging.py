@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 # uvicorn's `color_message` repeats the message with ANSI colour codes for its own console formatter.
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+# Loggers of libraries that put request URLs and headers in their lines: a push service's URL holds the
+# subscription (an APNs device token, a Web Push endpoint), headers hold credentials. Warnings only.
+_QUIET_LIBRARIES: Final = ("httpx", "hpack", "h2")
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -61,9 +65,11 @@ def logging_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
         # uvicorn's loggers keep no handlers of their own: their lines go through the root's formatter.
         "uvicorn": {"handlers": [], "propagate": True},
         "uvicorn.error": {"handlers": [], "propagate": True},
-        "uvicorn.access": {"handlers": [], "propagate": True},
+        # The access log is written by server/api/accesslog.py, without client addresses or secret paths.
+        "uvicorn.access": {"handlers": [], "propagate": False},
         "apscheduler.executors.default": {"filters": ["scheduler_runs"]},
     }
+    loggers |= {name: {"level": "WARNING"} for name in _QUIET_LIBRARIES}
     # Alembic announces its context on every /readyz (which checks the schema): two lines per probe.
     loggers["alembic.runtime.migration"] = {"level": "WARNING"}
     return {
