@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from mobile_api.router import router as mobile_router
 from server.admin.router import router as admin_router
+from server.api.accesslog import AccessLog
 from server.api.admission import Admission
 from server.api.health import router as health_router
 from server.api.limits import BodySizeLimit
@@ -63,6 +64,12 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         Admission, slots=settings.max_concurrent_requests, wait_s=settings.request_queue_seconds
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Outermost, so that it logs what the client got, refusals of the size limit included.
+    app.add_middleware(
+        AccessLog,
+        log_client_addresses=settings.log_client_addresses,
+        trusted_proxies=settings.trusted_proxies,
+    )
     for router in (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router):
         app.include_router(router)
     return app

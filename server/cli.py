@@ -34,18 +34,19 @@ def serve(
     """Serve the API (run `nahbar migrate` first)."""
     import uvicorn
 
-    from server.core.logging import configure_logging
+    from server.core.logging import logging_config
+    from server.core.serving import uvicorn_options
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    options = uvicorn_options(logging_config(settings.log_level, settings.log_format))
     uvicorn.run(
         "server.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_config=None,
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        **options,
     )
 
 

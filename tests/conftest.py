@@ -157,8 +157,10 @@ class LiveServer:
             sock.close()
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
+        from server.core.serving import uvicorn_options
+
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", **uvicorn_options())
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from server.api.ratelimit import TokenBucketLimiter, client_address
+from server.api.client import client_address
+from server.api.ratelimit import TokenBucketLimiter
 from server.app import create_app
 from tests.conftest import Clock
 from tests.test_sightings import assert_problem, sighting, with_region

@@ -20,6 +20,7 @@ from server.accounts.schemas import (
     PasswordUpdate,
 )
 from server.admin.paging import Page, PageDep
+from server.api.client import client_address
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.core import const
 from server.core.const import Role
@@ -49,7 +50,7 @@ def _me(principal: Principal) -> MePublic:
 )
 def login(body: LoginCreate, request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Start a session: an HttpOnly session cookie plus a CSRF token for the X-CSRF-Token header."""
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, runtime.settings.trusted_proxies)
     try:
         done = service.login(session, body.email, body.password, client, runtime.clock(), runtime.settings)
     except NahbarError as exc:

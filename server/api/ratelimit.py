@@ -12,18 +12,16 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated, Final
 
 from fastapi import Depends, Request
 
+from server.api.client import client_address
 from server.api.deps import CurrentDevice, RuntimeDep
 from server.core.errors import NahbarError
 from server.runtime import Runtime
-
-Network = IPv4Network | IPv6Network
 
 
 @dataclass(slots=True)
@@ -90,30 +88,6 @@ class RateLimited(NahbarError):
             detail, extra={"retry_after_s": retry_after_s}, headers={"Retry-After": str(retry_after_s)}
         )
         self.retry_after_s = retry_after_s
-
-
-def _is_trusted(host: str, trusted: Sequence[Network]) -> bool:
-    try:
-        address = ip_address(host)
-    except ValueError:
-        return False
-    return any(address in network for network in trusted)
-
-
-def client_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
-    """The caller's address: the TCP peer, or when that peer is a trusted proxy, the nearest untrusted hop
-    of X-Forwarded-For (hops to its left are whatever the client wrote, so they are never believed)."""
-    peer = request.client.host if request.client is not None else "unknown"
-    if not _is_trusted(peer, trusted_proxies):
-        return peer
-    hops = [hop.strip() for line in request.headers.getlist("x-forwarded-for") for hop in line.split(",")]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted_proxies):
-            try:
-                return str(ip_address(hop))
-            except ValueError:
-                return peer  # a proxy wrote something that is not an address: key on the proxy
-    return peer
 
 
 _registry_lock = threading.Lock()

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True  # background jobs (EID rotation, retention purge) in this process
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # A client's address is personal data: the access log leaves it out unless the operator needs it.
+    log_client_addresses: bool = False
     # Admin sign-in. Unset, cookies are Secure except for a development server on http://127.0.0.1 or
     # localhost (browsers drop Secure cookies over plain http, so nobody could log in there).
     cookie_secure: bool = True

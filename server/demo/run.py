@@ -16,6 +16,7 @@ from server.app import create_app
 from server.core.config import Settings
 from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
 from server.core.migrate import upgrade
+from server.core.serving import uvicorn_options
 from server.demo.seed import seed
 from server.demo.street import run_street
 
@@ -56,7 +57,10 @@ def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: 
     # Every simulated phone opts in from this machine's one address; let the demo's own street through.
     limit = max(settings.optin_per_hour_per_client, phones)
     settings = settings.model_copy(update={"optin_per_hour_per_client": limit})
-    server = _DemoServer(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="warning", **uvicorn_options()
+    )
+    server = _DemoServer(config)
     asyncio.run(_serve_with_street(server, f"http://{host}:{port}", sites, phones, seconds))
     typer.echo("demo stopped")
     return 0

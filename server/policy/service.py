@@ -181,7 +181,7 @@ def _log(decided: list[Decided], recorded: dict[int, DecisionRecord]) -> None:
                 "site": d.site_name,
                 "site_id": d.site_id,
                 "campaign_id": d.decision.campaign_id,
-                "subscriber": str(d.subscriber_id)[:8],
+                # No trace of the person: a pseudonym in the logs would follow them from door to door.
             },
         )
 

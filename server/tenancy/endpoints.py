@@ -12,6 +12,7 @@ from server.accounts.repository import record_attempt, roles_of
 from server.accounts.schemas import MembershipBrief, MePublic
 from server.admin.etag import IfMatch, set_etag
 from server.admin.paging import Page, PageDep
+from server.api.client import client_address
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
@@ -237,7 +238,7 @@ def accept_invite(body: InviteAccept, request: Request, session: SessionDep, run
         # Undo the claim on the invite, but keep a wrong password counted towards the account's lockout.
         session.rollback()
         if isinstance(exc, service.WrongInvitePassword):
-            client = request.client.host if request.client else "unknown"
+            client = client_address(request, runtime.settings.trusted_proxies)
             record_attempt(session, exc.email, client, False, now)
         return problem(exc.status, exc.code, exc.detail, **exc.extra)
     roles = roles_of(session, user.id)
