@@ -246,12 +246,15 @@ class Scanner:
     async def _run(self, stop: asyncio.Event) -> None:
         # Consecutive failures: starts that failed, and watchdog expiries with nothing heard since the start.
         self._failures = 0
+        failed_starts = 0  # in a row: only these make the pause grow
         first = True
         while not stop.is_set():
             if self._failures:
                 if self._failures % self._power_cycle_after == 0:
                     await self._power_cycle_adapter()
-                await self._pause(stop, self._backoff(self._failures))
+                # A scan that went silent is restarted after the shortest pause, however often: a longer
+                # one is time in which a phone at the door is not heard (a quiet street at night is silent).
+                await self._pause(stop, self._backoff(max(1, failed_starts)))
                 if stop.is_set():
                     break
             if not first:
@@ -260,9 +263,11 @@ class Scanner:
             scanner = await self._start()
             if scanner is None:
                 self._failures += 1
+                failed_starts += 1
                 if self._give_up_after is not None and self._failures >= self._give_up_after:
                     raise ScanFailed(self._error_kind or "other", self._last_error, self._failures)
                 continue
+            failed_starts = 0
             heard = await self._watch(stop)
             await self._stop(scanner)
             # A scan that worked for a while and then went silent starts the count afresh.

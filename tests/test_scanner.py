@@ -307,6 +307,19 @@ async def test_repeated_start_failures_escalate_to_power_cycles() -> None:
     assert scanner.stats().power_cycles == 2
 
 
+async def test_a_silent_street_is_scanned_again_after_the_shortest_pause_every_time() -> None:
+    world = World()
+    factory = Factory(world, default=None)
+    scanner = make_scanner(world, factory, power_cycle_after=100)
+    world.on_sleep = lambda n, _d: world.stop.set() if n == 8 else None
+
+    await scanner.run(world.stop)
+
+    # Nothing heard for the watchdog's time, restarted after 1.1 s, and again, never waiting longer: a phone
+    # that comes to the door in a pause would not be heard.
+    assert world.sleeps == pytest.approx([90.0, 1.1, 90.0, 1.1, 90.0, 1.1, 90.0, 1.1])
+
+
 async def test_silent_scans_escalate_to_a_power_cycle_too() -> None:
     world = World()
     factory = Factory(world, default=None)
