@@ -20,7 +20,6 @@ import httpx
 
 from beacon_agent.config import AgentSettings
 from beacon_agent.control import Control, ControlError, GatewayConfig, Heartbeat
-from beacon_agent.frames import decode
 from beacon_agent.models import PresenceEvent
 from beacon_agent.outbox import Outbox
 from beacon_agent.tracker import Tracker, TrackerConfig
@@ -126,7 +125,7 @@ class Agent:
     ) -> None:
         """The scanner's callback: decode and track; nothing else of the advertisement is kept."""
         # The tracker stamps events with its time, so it gets the wall clock, not the scanner's monotonic one.
-        self.tracker.observe(decode(manufacturer_data, service_data), float(rssi), self.wall_clock())
+        self.tracker.advert(manufacturer_data, service_data, float(rssi), self.wall_clock())
         if self.tracker.urgent and self._urgent is None:
             # An enter or a dwell mark: the server decides on it, so it leaves now, not at the next tick.
             self._urgent = asyncio.get_running_loop().create_task(self._flush_urgent())

@@ -31,6 +31,7 @@ _EDDYSTONE_UID: Final = 0x00
 _EDDYSTONE_URL: Final = 0x10
 _EDDYSTONE_TLM: Final = 0x20
 _EDDYSTONE_EID: Final = 0x30
+EID_FRAME_TYPE: Final = _EDDYSTONE_EID  # for the tracker's own reading of the EID (Tracker.advert)
 _UID_LEN_WITHOUT_RFU: Final = 18
 _UID_LEN_WITH_RFU: Final = 20
 _URL_MIN_LEN: Final = 3  # frame type, tx power, scheme; the encoded URL may be empty
@@ -40,6 +41,7 @@ _TLM_UNENCRYPTED: Final = 0x00
 _TLM_NO_VOLTAGE: Final = 0
 _TLM_NO_TEMPERATURE: Final = -0x8000  # 0x8000 read as int16
 _EID_LEN: Final = 10
+EID_FRAME_LENGTH: Final = _EID_LEN
 
 _IBEACON: Final = struct.Struct(">2x16sHHb")
 _ALTBEACON: Final = struct.Struct(">2x16sHHbB")

@@ -20,12 +20,20 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, cast
 
-from beacon_agent.frames import EddystoneEID, Frame, identifier
+from beacon_agent.frames import (
+    EDDYSTONE_SERVICE_UUID,
+    EID_FRAME_LENGTH,
+    EID_FRAME_TYPE,
+    EddystoneEID,
+    Frame,
+    decode,
+    identifier,
+)
 from beacon_agent.models import EventKind, PresenceEvent
 
 INFINITY: Final = float("inf")
@@ -39,7 +47,10 @@ HANDOVER_MIN_AGE_S: Final = (
     3.0  # an EID seen for less than this is no phone's previous one (one-off sightings)
 )
 MIN_READINGS: Final = 3  # one reading, however strong, is no presence (a reflection, a burst of noise)
-HANDOVER_MAX_PRESENT: Final = 256  # beyond this many present phones nobody can tell them apart: enter
+HANDOVER_MAX_PRESENT: Final = 256
+# Tracks a tick looks at, at most: when many came due at once (all first heard in the same second, after a
+# start) the rest is looked at in the next ticks, so a tick stays short; their exits come that much later.
+TICK_BUDGET: Final = 4_096  # beyond this many present phones nobody can tell them apart: enter
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +87,14 @@ class EventIds:
 
 @dataclass(slots=True)
 class _Track:
+    eid: bytes
     rssi: float  # Kalman estimate
     variance: float
     power_1m: float
     first_seen: float
     last_seen: float
     last_strong: float  # last time the estimate was at or above exit_rssi
-    due: int  # the second at which the timer wheel looks at it next
-    readings: int = 1
+    due: int  # the second at which the timer wheel looks at it next; -1: no longer tracked
     present: bool = False
     pending: bool = False  # present, but its enter waits: it may be a present phone's next EID
     entered_at: float = 0.0
@@ -115,6 +126,13 @@ class Tracker:
 
     __slots__ = (
         "_config",
+        "_dropped",
+        "_evicted",
+        "_forgotten",
+        "_handovers",
+        "_kept",
+        "_new",
+        "_seen",
         "_enter",
         "_events",
         "_every",
@@ -132,7 +150,6 @@ class Tracker:
         "_wheel_next",
         "beacons",
         "new_id",
-        "stats",
         "urgent",
         "watched",
     )
@@ -145,17 +162,21 @@ class Tracker:
     ) -> None:
         self.watched = watched  # identifiers of the site's own beacons
         self.new_id = new_id or EventIds()
-        self.stats = TrackerStats()
+        self._seen = self._kept = self._dropped = self._evicted = self._forgotten = self._handovers = 0
         self.beacons: dict[str, BeaconHealth] = {}
         self.urgent = False  # an event the server decides on was emitted since the last drain
         self._tracks: OrderedDict[bytes, _Track] = OrderedDict()  # least recently seen first
+        # EIDs with fewer than MIN_READINGS readings: [rssi, variance, first seen, last seen, readings, tx
+        # power], in the order they were first seen. On a crowded street most EIDs are heard once or twice
+        # and never become a track; this costs them a short list, not a track, a timer and an eviction.
+        self._new: OrderedDict[bytes, list[float]] = OrderedDict()  # (popping the oldest of a dict is O(n))
         self._events: list[PresenceEvent | None] = []  # None: cancelled before anyone saw it
         self._cancelled = 0
         self._batch = 0  # counts drains
         self._present: set[bytes] = set()
         self._pending: list[bytes] = []  # present EIDs whose enter waits (near a rotation)
         # Timer wheel: the tracks to look at in each second; a tick costs what comes due, not all tracked.
-        self._wheel: dict[int, list[bytes]] = {}
+        self._wheel: dict[int, list[_Track]] = {}
         self._wheel_next: int | None = None
         self.config = config or TrackerConfig()
 
@@ -179,50 +200,106 @@ class Tracker:
                     track.next_mark = sum(1 for m in marks if m <= passed)
                     self._plan_dwell(track)
 
+    @property
+    def stats(self) -> TrackerStats:
+        """The counters so far (counted in plain attributes: the hot path touches them on every advert)."""
+        return TrackerStats(
+            self._seen, self._kept, self._dropped, self._evicted + self._forgotten, self._handovers
+        )
+
+    def advert(
+        self,
+        manufacturer_data: Mapping[int, bytes],
+        service_data: Mapping[str, bytes],
+        rssi: float,
+        now: float,
+    ) -> None:
+        """Decode and track one advertisement, as bleak hands over its fields: the agent's hot path.
+
+        An Eddystone-EID is read here without building a frame (it is most of what is kept, on a crowded
+        street most of what is heard); `frames.decode` reads it the same way, and a test holds the two
+        paths to the same events."""
+        if service_data:
+            data = service_data.get(EDDYSTONE_SERVICE_UUID)
+            if data is not None and len(data) == EID_FRAME_LENGTH and data[0] == EID_FRAME_TYPE:
+                tx_power = data[1]
+                self.observe_eid(data[2:], tx_power - 256 if tx_power > 127 else tx_power, rssi, now)
+                return
+        self.observe(decode(manufacturer_data, service_data), rssi, now)
+
     def observe(self, frame: Frame | None, rssi: float, now: float) -> None:
         """Feed one advertisement (already decoded; None if it was not a beacon frame)."""
-        self.stats.seen += 1
         if type(frame) is EddystoneEID:
-            self.stats.kept += 1
-            self.sample(frame.eid, rssi, frame.tx_power, now)
+            self.observe_eid(frame.eid, frame.tx_power, rssi, now)
             return
+        self._seen += 1
         if frame is not None and self.watched:
             key = identifier(frame)
             if key is not None and key in self.watched:
-                self.stats.kept += 1
+                self._kept += 1
                 self.beacons[key] = BeaconHealth(now, rssi)
                 return
-        self.stats.dropped += 1
+        self._dropped += 1
 
-    def sample(self, eid: bytes, rssi: float, tx_power: int, now: float) -> None:
-        """One reading of an EID (the caller counts it as seen and kept)."""
+    def observe_eid(self, eid: bytes, tx_power: int, rssi: float, now: float) -> None:
+        """One reading of a phone's EID."""
+        self._seen += 1
+        self._kept += 1
         track = self._tracks.get(eid)
         if track is None:
-            # Eddystone's tx_power is the RSSI at 0 m; 41 dB less is the usual 1 m figure.
-            power = tx_power - 41.0 if -100 <= tx_power <= 20 else self._config.default_power_1m
-            due = int(now + self._exit_after) + 1
-            track = _Track(rssi, self._r, power, now, now, now, due)
-            self._tracks[eid] = track
-            self._schedule(eid, due)
-            if len(self._tracks) > self._config.max_tracked:
-                self._evict_oldest()
+            track = self._first_readings(eid, tx_power, rssi, now)
+            if track is None:
+                return
         else:
             self._tracks.move_to_end(eid)
             variance = track.variance + self._q
             gain = variance / (variance + self._r)
             track.rssi += gain * (rssi - track.rssi)
-            track.variance = (1.0 - gain) * variance
+            track.variance = variance - gain * variance
             track.last_seen = now
-            track.readings += 1
-        if track.rssi >= self._exit:
-            track.last_strong = now
+            if track.rssi >= self._exit:
+                track.last_strong = now
         if track.present:
             if now >= track.next_dwell and not track.pending:
                 self._dwell(eid, track, now)
-        elif track.rssi >= self._enter and track.readings >= MIN_READINGS:
+        elif track.rssi >= self._enter:
             self._begin(eid, track, now)
         if self._pending and now - self._tracks_first_pending() >= HANDOVER_WAIT_S:
             self._settle_pending(now)
+
+    def _first_readings(self, eid: bytes, tx_power: int, rssi: float, now: float) -> _Track | None:
+        """Smooth an EID's first readings in its short list; the track it becomes at MIN_READINGS within
+        `exit_after_s`, else None."""
+        new = self._new
+        first = new.get(eid)
+        if first is None or now - first[2] >= self._exit_after:
+            if first is not None:
+                del new[eid]  # too long ago: start afresh, at the end of the order
+            new[eid] = [rssi, self._r, now, now, 1, tx_power]
+            if len(new) > self._config.max_tracked:
+                new.popitem(last=False)
+                self._forgotten += 1
+            return None
+        variance = first[1] + self._q
+        gain = variance / (variance + self._r)
+        first[0] += gain * (rssi - first[0])
+        first[1] = variance - gain * variance
+        first[3] = now
+        first[4] += 1
+        if first[4] < MIN_READINGS:
+            return None
+        del new[eid]
+        # Eddystone's tx_power is the RSSI at 0 m; 41 dB less is the usual 1 m figure.
+        power = tx_power - 41.0 if -100 <= tx_power <= 20 else self._config.default_power_1m
+        estimate = first[0]
+        due = int(now + self._exit_after) + 1
+        strong = now if estimate >= self._exit else first[2]
+        track = _Track(eid, estimate, first[1], power, first[2], now, strong, due)
+        self._tracks[eid] = track
+        self._schedule(track)
+        if len(self._tracks) > self._config.max_tracked:
+            self._evict_oldest()
+        return track
 
     # --- presence --------------------------------------------------------------------------------------
 
@@ -315,20 +392,22 @@ class Tracker:
     def _continue(self, old_eid: bytes, eid: bytes, track: _Track) -> None:
         """The phone of `old_eid` now broadcasts `eid`: the presence goes on under the new EID."""
         old = self._tracks.pop(old_eid)
+        old.due = -1
         self._present.discard(old_eid)
         track.entered_at, track.next_mark = old.entered_at, old.next_mark
         track.last_dwell, track.emitted = old.last_dwell, old.emitted
         self._plan_dwell(track)
-        self.stats.handovers += 1
+        self._handovers += 1
 
     # --- time ------------------------------------------------------------------------------------------
 
-    def _schedule(self, eid: bytes, second: int) -> None:
+    def _schedule(self, track: _Track) -> None:
+        second = track.due
         bucket = self._wheel.get(second)
         if bucket is None:
-            self._wheel[second] = [eid]
+            self._wheel[second] = [track]
         else:
-            bucket.append(eid)
+            bucket.append(track)
         if self._wheel_next is None or second < self._wheel_next:
             self._wheel_next = second
 
@@ -337,6 +416,13 @@ class Tracker:
         due (the tracks last looked at `exit_after_s` ago), not what is tracked."""
         if self._pending:
             self._settle_pending(now)
+        new, horizon = self._new, now - self._exit_after
+        while new:  # first readings too old to become a track: forgotten, oldest first
+            eid, first = new.popitem(last=False)
+            if first[2] > horizon:
+                new[eid] = first
+                new.move_to_end(eid, last=False)
+                break
         if self._wheel_next is None:
             return
         last = int(now)
@@ -345,30 +431,45 @@ class Tracker:
             seconds = sorted(s for s in self._wheel if s <= last)
         else:
             seconds = range(self._wheel_next, last + 1)
-        exit_after = self._exit_after
+        exit_after, tracks, wheel = self._exit_after, self._tracks, self._wheel
+        budget = TICK_BUDGET
         for second in seconds:
-            bucket = self._wheel.pop(second, None)
+            bucket = wheel.pop(second, None)
             if bucket is None:
                 continue
-            for eid in bucket:
-                track = self._tracks.get(eid)
-                if track is None or track.due != second:
+            if len(bucket) > budget:  # the rest waits for the next tick: a burst is spread, not paid at once
+                wheel[second] = bucket[budget:]
+                bucket = bucket[:budget]
+            budget -= len(bucket)
+            for track in bucket:
+                if track.due != second:
                     continue  # forgotten, evicted, or due later
-                silent = now - track.last_seen >= exit_after
+                seen = track.last_seen
+                silent = now - seen >= exit_after
                 if track.present and (silent or now - track.last_strong >= exit_after):
                     # The person left after the last sighting that still counted; dwell ends there.
-                    self._end(eid, track, track.last_seen if silent else track.last_strong)
+                    self._end(track.eid, track, seen if silent else track.last_strong)
                 if silent:
-                    del self._tracks[eid]
+                    del tracks[track.eid]
+                    track.due = -1
                     continue
-                watch = track.last_strong if track.present else track.last_seen
-                track.due = max(int(watch + exit_after) + 1, last + 1)
-                self._schedule(eid, track.due)
-        self._wheel_next = min(self._wheel) if self._wheel else None
+                due = int((track.last_strong if track.present else seen) + exit_after) + 1
+                if due <= last:
+                    due = last + 1
+                track.due = due
+                later_bucket = wheel.get(due)
+                if later_bucket is None:
+                    wheel[due] = [track]
+                else:
+                    later_bucket.append(track)
+            if budget <= 0:
+                break
+        self._wheel_next = min(wheel) if wheel else None
 
     def _evict_oldest(self) -> None:
         eid, track = self._tracks.popitem(last=False)
-        self.stats.evicted += 1
+        track.due = -1
+        self._evicted += 1
         if not track.present:
             return
         if track.emitted == 1 and track.enter_batch == self._batch:
@@ -407,4 +508,5 @@ class Tracker:
         return cast(list[PresenceEvent], events)  # nothing cancelled: no None in it
 
     def __len__(self) -> int:
-        return len(self._tracks)
+        """EIDs remembered: tracks, and those with their first readings."""
+        return len(self._tracks) + len(self._new)

@@ -26,6 +26,13 @@ PARTS: tuple[tuple[str, float], ...] = (
     ("the site's own beacons (iBeacon, Eddystone-UID), watched", 0.05),
 )
 FOREIGN_PARTS = 4  # the first four are foreign: 70 %
+# A dense street: 70 % phones' EIDs, 25 % foreign (in the typical mix's proportions), 5 % the site's beacons.
+_FOREIGN_SHARE = sum(share for _, share in PARTS[:FOREIGN_PARTS])
+DENSE_SHARES: tuple[float, ...] = (
+    *(share / _FOREIGN_SHARE * 0.25 for _, share in PARTS[:FOREIGN_PARTS]),
+    0.70,
+    0.05,
+)
 
 
 def _uuid128(short: int) -> str:
@@ -72,9 +79,12 @@ class Street:
             + [f"eddystone_uid:{namespace.hex()}/{instance:012x}" for instance in range(1, 5)]
         )
 
-    def build(self, count: int) -> tuple[list[Advertisement], list[int]]:
-        """`count` advertisements in random order, and how many of each part of PARTS."""
-        weights = [share for _, share in PARTS]
+    def build(
+        self, count: int, shares: tuple[float, ...] | None = None
+    ) -> tuple[list[Advertisement], list[int]]:
+        """`count` advertisements in random order, and how many of each part of PARTS (in PARTS' shares, or
+        the ones given)."""
+        weights = list(shares) if shares is not None else [share for _, share in PARTS]
         kinds = self.rng.choices(range(len(PARTS)), weights, k=count)
         makers = (
             self._continuity,

@@ -8,8 +8,10 @@ import random
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from beacon_agent.frames import EddystoneEID, EddystoneURL, IBeacon
+from beacon_agent.frames import EDDYSTONE_SERVICE_UUID, EddystoneEID, EddystoneURL, IBeacon, decode
 from beacon_agent.tracker import Tracker, TrackerConfig
 
 PHONE = EddystoneEID(eid=bytes.fromhex("0011223344556677"), tx_power=-18)  # -59 dBm at 1 m
@@ -230,3 +232,31 @@ def test_a_walker_enters_within_a_few_readings_of_the_threshold_and_a_distant_ph
     for step in range(3_000):  # five minutes across a wide street, 30 m away
         far.observe(PHONE, _walk_rssi(30.0, rng), 2_000.0 + step / 10)
     assert far.drain() == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([bytes([n]) * 8 for n in range(6)]),  # a few phones, heard many times
+            st.integers(-128, 127),  # tx power, as the signed byte it is on air
+            st.integers(-105, -40),
+            st.sampled_from([10, 9, 11]),  # an EID frame's length, or a malformed one
+            st.floats(0.0, 0.5),
+        ),
+        max_size=200,
+    )
+)
+def test_the_agents_own_reading_of_an_eid_gives_what_decoding_it_gives(adverts):
+    fast, slow = tracker(), tracker()
+    now = 1_000.0
+    for eid, tx_power, rssi, length, step in adverts:
+        frame = (bytes([0x30, tx_power & 0xFF]) + eid + b"\x00")[:length]
+        service = {EDDYSTONE_SERVICE_UUID: frame}
+        now += step
+        fast.advert({}, service, float(rssi), now)
+        slow.observe(decode({}, service), float(rssi), now)
+        fast.tick(now)
+        slow.tick(now)
+    assert fast.drain() == slow.drain()
+    assert fast.stats == slow.stats
