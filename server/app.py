@@ -15,6 +15,7 @@ from server.api.health import router as health_router
 from server.api.limits import BodySizeLimit
 from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
+from server.delivery.providers import PushOffer
 from server.delivery.service import Outbox
 from server.presence.endpoints import router as events_router
 from server.prompts.landing import router as landing_router
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         runtime = Runtime.build(settings, clock)
         app.state.runtime = runtime
         outbox = Outbox(settings, runtime.sessions, clock)
+        runtime.push = PushOffer.of(outbox.providers)
         outbox.start()  # before the first request: a prompt's commit wakes it
         scheduler = start_scheduler(runtime) if settings.scheduler_enabled else None
         # What exists now (the app, the models, the EID index) lives as long as the process: kept out of

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.core.config import Settings
 from server.core.db import make_engine, make_sessionmaker
 from server.core.security import KeySealer
+from server.delivery.providers import PushOffer
 from server.presence.batcher import SightingBatcher
 from server.presence.eid_index import EidIndex, Keyed
 from server.subscribers.models import Subscriber
@@ -37,6 +38,8 @@ class Runtime:
     # Combines concurrent gateway batches into one transaction; None for an in-memory SQLite database,
     # whose one connection belongs to one thread.
     sightings: SightingBatcher | None = None
+    # The push channels this process's outbox can send to; set when the outbox is built.
+    push: PushOffer = PushOffer()
 
     def keys_since(self, since: datetime) -> Iterator[Keyed]:
         """The keys of subscribers who opted in at or after `since` (for workers that did not see it)."""
