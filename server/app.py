@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 from mobile_api.router import router as mobile_router
 from server.admin.router import router as admin_router
+from server.api.docs import router as docs_router
 from server.api.health import router as health_router
+from server.api.home import router as home_router
 from server.api.limits import BodySizeLimit
 from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
@@ -55,11 +57,15 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         version="0.1.0",
         summary="Opt-in volunteer and donation prompts for charities, near their door.",
         lifespan=lifespan,
+        # /docs is server.api.docs: Swagger UI from this server, not a CDN. No ReDoc.
+        docs_url=None,
+        redoc_url=None,
         # No OpenTelemetry here (logs are JSON lines): FastAPI's own checked for providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    for router in (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router):
+    routers = (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router)
+    for router in (*routers, docs_router, home_router):
         app.include_router(router)
     return app
