@@ -10,6 +10,7 @@ from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 
 from server.api.page_headers import page_headers
@@ -80,8 +81,9 @@ def preferred_language(accept_language: str) -> str:
 
 
 def has_admin_pages(routes: list[BaseRoute]) -> bool:
-    """Whether this app serves an admin interface at /admin (not only the admin API)."""
-    return any(getattr(route, "path", None) in ADMIN_PATHS for route in routes)
+    """Whether this app serves an admin interface at /admin (not only the admin API), in a router it
+    includes or mounted there."""
+    return any(route.path in ADMIN_PATHS for route in iter_route_contexts(routes))
 
 
 @router.get("/", response_class=HTMLResponse)
