@@ -17,8 +17,8 @@ from server.core.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
-_SWAGGER_UI = Path(str(files("fastapi_offline") / "static"))
-_OURS = Path(__file__).parent / "static"
+_SWAGGER_UI: Final = Path(str(files("fastapi_offline") / "static"))
+_OURS: Final = Path(__file__).parent / "static"
 # name -> (file, media type); the only files served under /docs/assets.
 ASSETS: Final = {
     "swagger-ui-bundle.js": (_SWAGGER_UI / "swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
