@@ -190,7 +190,8 @@ def run() -> bool:
         f"  tick at {tick['tracked']:,.0f} tracked: p50 {tick['p50_ms']:.2f} ms, max {tick['max_ms']:.2f} ms"
     )
     print(
-        f"  CPU at {CROWDED_RATE:,}/s: {cpu['share']:.1%} of a core here, about {cpu['pi_share']:.0%} on a Pi 4"
+        f"  CPU at {CROWDED_RATE:,}/s: {cpu['share']:.1%} of a core here, "
+        f"about {cpu['pi_share']:.0%} on a Pi 4"
     )
     report.write_section("agent-dense", _section(cases, peer, core, ratio, tick, cpu, met))
     return all(met.values())

@@ -15,7 +15,7 @@ from mobile_api.schemas import (
     RowId,
     WebPushChannelCreate,
 )
-from server.api.deps import CurrentDevice, SessionDep
+from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
 from server.subscribers import repository
 from server.subscribers import service as subscribers
 from server.subscribers.models import PushChannel
@@ -54,14 +54,31 @@ def list_push_channels(subscriber: CurrentDevice, session: SessionDep) -> PushCh
     response_model=PushChannelPublic,
     status_code=201,
     operation_id="mobile_add_push_channel",
-    responses={200: {"description": "The same endpoint was registered before; its keys were updated"}},
+    responses={
+        200: {"description": "The same endpoint was registered before; its keys were updated"},
+        409: {"description": "channel_not_enabled: this server cannot push to this kind of channel"},
+        422: {"description": "Invalid, or push_endpoint_not_public: a Web Push endpoint off the internet"},
+    },
 )
 def add_push_channel(
-    body: PushChannelCreate, subscriber: CurrentDevice, session: SessionDep, response: Response
+    body: PushChannelCreate,
+    subscriber: CurrentDevice,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
 ) -> PushChannelPublic:
-    """Register a Web Push subscription, an FCM token or an APNs token. Sending the same one again is safe."""
+    """Register a Web Push subscription, an FCM token or an APNs token, of a kind this server offers
+    (GET /mobile/v1/capabilities). Sending the same one again is safe."""
     endpoint, keys = _endpoint_and_keys(body)
-    channel, created = subscribers.add_push_channel(session, subscriber.id, body.kind, endpoint, keys)
+    channel, created = subscribers.add_push_channel(
+        session,
+        subscriber.id,
+        body.kind,
+        endpoint,
+        keys,
+        offered=runtime.push.kinds,
+        allow_private_hosts=runtime.settings.allow_private_push_hosts,
+    )
     if not created:
         response.status_code = 200
     return _public(channel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mobile_api import (
+    capabilities,
     channels,
     inbox,
     optin,
@@ -17,5 +18,6 @@ from mobile_api import (
 )
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-for part in (optin, inbox, preferences, channels, responses, privacy, pages, sightings, test_device):
+PARTS = (capabilities, optin, inbox, preferences, channels, responses, privacy, pages, sightings, test_device)
+for part in PARTS:
     router.include_router(part.router)

@@ -228,6 +228,18 @@ PushChannelCreate = Annotated[
 ]
 
 
+class CapabilitiesPublic(BaseModel):
+    push_channels: list[Literal["webpush", "fcm", "apns"]] = Field(
+        description="The push channel kinds this server can send to; registering another kind is refused "
+        "(409 channel_not_enabled). The inbox (GET /mobile/v1/me/prompts) always works."
+    )
+    webpush_public_key: str | None = Field(
+        description="The VAPID public key, base64url: the applicationServerKey for PushManager.subscribe(); "
+        "null when Web Push is off"
+    )
+    languages: list[str] = Field(description="The languages prompts and pages come in")
+
+
 class PushChannelPublic(BaseModel):
     id: int
     kind: str

@@ -13,10 +13,13 @@ from mobile_api.router import router as mobile_router
 from server.admin.router import router as admin_router
 from server.api.accesslog import AccessLog
 from server.api.admission import Admission
+from server.api.docs import router as docs_router
 from server.api.health import router as health_router
+from server.api.home import router as home_router
 from server.api.limits import BodySizeLimit
 from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
+from server.delivery.providers import PushOffer
 from server.delivery.service import Outbox
 from server.presence.endpoints import router as events_router
 from server.prompts.landing import router as landing_router
@@ -34,6 +37,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         runtime = Runtime.build(settings, clock)
         app.state.runtime = runtime
         outbox = Outbox(settings, runtime.sessions, clock)
+        runtime.push = PushOffer.of(outbox.providers)
         outbox.start()  # before the first request: a prompt's commit wakes it
         scheduler = start_scheduler(runtime) if settings.scheduler_enabled else None
         # What exists now (the app, the models, the EID index) lives as long as the process: kept out of
@@ -55,6 +59,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         version="0.1.0",
         summary="Opt-in volunteer and donation prompts for charities, near their door.",
         lifespan=lifespan,
+        # /docs is server.api.docs: Swagger UI from this server, not a CDN. No ReDoc.
+        docs_url=None,
+        redoc_url=None,
         # No OpenTelemetry here (logs are JSON lines): FastAPI's own checked for providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
@@ -70,6 +77,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         log_client_addresses=settings.log_client_addresses,
         trusted_proxies=settings.trusted_proxies,
     )
-    for router in (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router):
+    routers = (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router)
+    for router in (*routers, docs_router, home_router):
         app.include_router(router)
     return app

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.core.config import Settings
 from server.core.db import POOL_RESERVE, make_engine, make_sessionmaker
 from server.core.security import KeySealer
+from server.delivery.providers import PushOffer
 from server.presence.batcher import SightingBatcher
 from server.presence.eid_index import EidIndex, Keyed
 from server.presence.opt_ins import OptInLook
@@ -39,6 +40,8 @@ class Runtime:
     # Combines concurrent sightings (gateways' batches, phones' own) into one transaction; None for an
     # in-memory SQLite database, whose one connection belongs to one thread.
     sightings: SightingBatcher | None = None
+    # The push channels this process's outbox can send to; set when the outbox is built.
+    push: PushOffer = PushOffer()
 
     @classmethod
     def build(cls, settings: Settings, clock: Callable[[], datetime] = system_clock) -> Runtime:

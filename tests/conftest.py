@@ -129,8 +129,13 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
+    # Push services in tests are local peers on loopback: allowed here, refused by default.
     return Settings(
-        environment="test", database_url=database_url, secret_key=TEST_SECRET, eid_rotation_exponent=10
+        environment="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        eid_rotation_exponent=10,
+        allow_private_push_hosts=True,
     )
 
 

@@ -10,14 +10,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.core.config import Settings
 from server.delivery.jwt import b64url
 from server.prompts.models import Delivery, PromptDecision
 from server.subscribers.models import PushChannel, Subscriber
@@ -99,6 +102,39 @@ class Browser:
     def keys(self) -> dict[str, str]:
         point = self.private_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
         return {"p256dh": b64url(point), "auth": b64url(self.auth)}
+
+
+# Nothing listens on the discard port: a push tried there fails at once, on this machine.
+NOWHERE = "http://127.0.0.1:9"
+
+
+def every_push_service(settings: Settings, folder: Path) -> Settings:
+    """Web Push, FCM and APNs each configured with fresh keys, their services at NOWHERE: phones may
+    register channels of every kind, and whatever the outbox sends fails locally."""
+    pkcs8 = (Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(*pkcs8).decode()
+    account = {
+        "project_id": "nahbar-test",
+        "client_email": "nahbar@nahbar-test.iam.gserviceaccount.com",
+        "private_key": rsa.generate_private_key(65537, 2048).private_bytes(*pkcs8).decode(),
+        "token_uri": f"{NOWHERE}/token",
+    }
+    (folder / "fcm.json").write_text(json.dumps(account))
+    (folder / "apns.p8").write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(*pkcs8))
+    return settings.model_copy(
+        update={
+            "vapid_private_key": SecretStr(vapid),
+            "vapid_subject": "mailto:push-ops@nahbar.example.org",
+            "fcm_service_account_file": str(folder / "fcm.json"),
+            "fcm_base_url": NOWHERE,
+            "apns_key_file": str(folder / "apns.p8"),
+            "apns_key_id": "ABC123DEFG",
+            "apns_team_id": "DEF123GHIJ",
+            "apns_topic": "org.nahbar.app",
+            "apns_production_url": NOWHERE,
+            "apns_sandbox_url": NOWHERE,
+        }
+    )
 
 
 def subscriber_of(session: Session, phone: Phone) -> Subscriber:

@@ -135,6 +135,7 @@ def nahbar_serve(database_url: str, vapid_pem: str, log: Path) -> Iterator[Serve
         "NAHBAR_EID_ROTATION_EXPONENT": "10",
         "NAHBAR_VAPID_PRIVATE_KEY": vapid_pem,
         "NAHBAR_VAPID_SUBJECT": "mailto:push-ops@nahbar.example.org",
+        "NAHBAR_ALLOW_PRIVATE_PUSH_HOSTS": "true",  # the push service is on loopback
         "NAHBAR_DELIVERY_LEASE_SECONDS": str(LEASE_S),
         "NAHBAR_LOG_LEVEL": "INFO",
     }

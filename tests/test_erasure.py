@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
 import server.models  # noqa: F401 - every domain's tables in Base.metadata
+from server.app import create_app
 from server.core.db import Base
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.subscribers.models import ConsentRecord, Exclusion, PushChannel
 from tests.conftest import Clock
+from tests.delivery_world import every_push_service
 from tests.test_mobile_me import web_push
 from tests.world import enrol, event, make_charity, opt_in
 
@@ -27,6 +31,13 @@ EXPORTED = {
     "deliveries": Delivery,
     "responses": PromptResponse,
 }
+
+
+@pytest.fixture
+def client(settings, clock, tmp_path):
+    """Every push service configured, so that phones may register channels of each kind."""
+    with TestClient(create_app(every_push_service(settings, tmp_path), clock=clock)) as client:
+        yield client
 
 
 def subscriber_columns(table: Table) -> list:
@@ -57,7 +68,7 @@ def test_export_then_withdrawal_erases_everything_and_keeps_only_unlinked_proof(
     gateway = enrol(client, charity.enrolment_code)
     phone = opt_in(client, ["volunteer"])
     bystander = opt_in(client)
-    subscription = web_push("https://push.example.net/wpush/v2/erase-me")
+    subscription = web_push("https://127.0.0.1:9/wpush/v2/erase-me")  # pushed to nothing, on this machine
     assert (
         client.post("/mobile/v1/me/push-channels", json=subscription, headers=phone.headers).status_code
         == 201

@@ -4,10 +4,12 @@ no recorded as responses and exclusions, German and English, cross-site posts re
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from server.campaigns.models import CampaignVariant
 from server.core.security import hash_token
 from server.prompts.models import PromptResponse
 from server.prompts.tokens import landing_token
@@ -92,3 +94,69 @@ def test_german_for_a_german_speaker(client, session, clock):
     page = client.get(f"/p/{token}")
     assert '<html lang="de">' in page.text
     assert "Hier nicht mehr fragen" in page.text
+
+
+ENGLISH = ("A request from", "Not now", "Don't ask me here again", "Nothing more from", "You get these")
+GERMAN = ("Eine Bitte von", "Jetzt nicht", "Hier nicht mehr fragen", "Nicht mehr von", "Sie bekommen diese")
+
+
+def prompted_with_only(client, session, clock, person: str, variant: str) -> str:
+    """A person speaking `person` is prompted by a campaign whose only text is in `variant`."""
+    charity, gateway, phone = passer_by(client, session, clock(), language=person)
+    session.execute(
+        delete(CampaignVariant).where(
+            CampaignVariant.campaign_id == charity.campaign_id, CampaignVariant.language != variant
+        )
+    )
+    session.commit()
+    walk_past(client, gateway, phone, clock())
+    return landing_token(TEST_SECRET, the_decision(session).id)
+
+
+@pytest.mark.parametrize(
+    ("person", "variant", "title", "ours", "theirs"),
+    [("en", "de", "Helfen?", GERMAN, ENGLISH), ("de", "en", "Help?", ENGLISH, GERMAN)],
+)
+def test_the_page_speaks_the_language_of_the_prompt_it_shows(
+    client, session, clock, person, variant, title, ours, theirs
+):
+    token = prompted_with_only(client, session, clock, person, variant)
+    page = client.get(f"/p/{token}")
+    text = unescape(page.text)
+    assert f'<html lang="{variant}">' in page.text
+    assert f"<h1>{title}</h1>" in text
+    for words in ours:
+        assert words in text
+    for words in theirs:
+        assert words not in text
+    answer = client.post(f"/p/{token}", data={"kind": "not_here"}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert f'<html lang="{variant}">' in answer.text
+    assert {"de": "<h1>Danke</h1>", "en": "<h1>Thank you</h1>"}[variant] in answer.text
+
+
+THANKS = {
+    "de": {
+        "dismissed": "In Ordnung. Um diese Sache bitten wir Sie in den nächsten 180 Tagen nicht noch einmal.",
+        "not_here": "In Ordnung. An diesem Ort fragen wir Sie nie wieder. "
+        "In der App können Sie das rückgängig machen.",
+        "not_this_org": "In Ordnung. hospiz e.V. fragt Sie nie wieder, an keinem Ort. "
+        "In der App können Sie das rückgängig machen.",
+    },
+    "en": {
+        "dismissed": "All right. We will not ask you about this again for the next 180 days.",
+        "not_here": "All right. We will never ask you at this place again. You can undo this in the app.",
+        "not_this_org": "All right. hospiz e.V. will never ask you again, at any of its places. "
+        "You can undo this in the app.",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", ["dismissed", "not_here", "not_this_org"])
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_each_thanks_says_what_happens_next(client, session, clock, language, kind):
+    """As the policy does it (DESIGN.md): "not now" is 180 days for this request, the other two are
+    exclusions, forever until the person removes them."""
+    token = prompted_with_only(client, session, clock, language, language)
+    answer = client.post(f"/p/{token}", data={"kind": kind}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert answer.status_code == 200
+    assert f"<p>{THANKS[language][kind]}</p>" in unescape(answer.text)

@@ -25,10 +25,12 @@ from server.prompts.models import PromptResponse
 from server.sites.models import Site
 from server.subscribers.models import Exclusion, PushChannel
 from tests.conftest import TEST_SECRET, Clock
+from tests.delivery_world import every_push_service
 from tests.test_mobile_me import web_push
 from tests.world import Charity, Phone, enrol, event, make_charity, opt_in
 
 PUBLIC = {
+    ("GET", "/mobile/v1/capabilities"),
     ("POST", "/mobile/v1/optin"),
     ("GET", "/mobile/v1/consent"),
     ("GET", "/mobile/v1/consent/{version}"),
@@ -68,6 +70,13 @@ class World:
         self.session.expire_all()
         query = select(func.count()).select_from(model).filter_by(**where)
         return self.session.scalar(query) or 0
+
+
+@pytest.fixture
+def client(settings, clock, tmp_path):
+    """Every push service configured, so that phones may register channels of each kind."""
+    with TestClient(create_app(every_push_service(settings, tmp_path), clock=clock)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.app import create_app
 from server.campaigns.models import CampaignSite
 from server.core.const import DEFAULT_MAX_PER_DAY, DEFAULT_MAX_PER_MONTH, DEFAULT_MAX_PER_WEEK
 from server.prompts.models import PromptDecision, PromptResponse
@@ -20,7 +21,15 @@ from server.sites.service import issue_enrolment_code
 from server.subscribers.consent import CURRENT_CONSENT_VERSION
 from server.subscribers.models import ConsentRecord, Exclusion
 from tests.conftest import Clock
+from tests.delivery_world import every_push_service
 from tests.world import Charity, Phone, enrol, event, make_charity, opt_in
+
+
+@pytest.fixture
+def client(settings, clock, tmp_path):
+    """Every push service configured, so that phones may register channels of each kind."""
+    with TestClient(create_app(every_push_service(settings, tmp_path), clock=clock)) as client:
+        yield client
 
 
 def b64url(raw: bytes) -> str:

@@ -154,6 +154,7 @@ def test_the_send_arrives_by_inbox_and_web_push_and_counts_against_no_cap(
         headers={"Sec-Fetch-Site": "same-origin"},
     )
     assert answered.status_code == 200
+    assert "Test send: your choice was not recorded." in answered.text
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(PromptResponse)) == 0
 

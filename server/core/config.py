@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     vapid_public_key: str | None = None
     vapid_subject: str | None = None  # mailto: or https: contact of the operator, sent to push services
     push_ttl_seconds: int = Field(default=600, ge=0, le=86_400)  # how long a push service may hold a prompt
+    # Web Push endpoints on loopback or private addresses (a local push service in tests and the demo); off,
+    # such endpoints are refused at registration and at every connection (server-side request forgery).
+    allow_private_push_hosts: bool = False
     # FCM HTTP v1: a service-account JSON key (its token_uri is where the OAuth token is fetched).
     fcm_service_account_file: str | None = None
     fcm_project_id: str | None = None  # defaults to the service account's project_id

@@ -56,7 +56,10 @@ def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: 
 
     # Every simulated phone opts in from this machine's one address; let the demo's own street through.
     limit = max(settings.optin_per_hour_per_client, phones)
-    settings = settings.model_copy(update={"optin_per_hour_per_client": limit})
+    update: dict[str, Any] = {"optin_per_hour_per_client": limit}
+    if "allow_private_push_hosts" not in settings.model_fields_set:
+        update["allow_private_push_hosts"] = True  # a push service tried with the demo runs on this machine
+    settings = settings.model_copy(update=update)
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, log_level="warning", **uvicorn_options()
     )

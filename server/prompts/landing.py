@@ -72,7 +72,11 @@ def _find(session: Session, runtime: Runtime, request: Request, token: str, nonc
     if row is None:
         return _html(message_page(_language(request), "missing", nonce), nonce, 404)
     decision, variant, campaign, org, subscriber = row
-    language = subscriber.language if subscriber.language in LANGUAGES else variant.language
+    # The page speaks the prompt's language: buttons and headings around it must not be in another one.
+    # The variant is the person's language where the campaign has it (policy.decide.pick_variant).
+    language = next(
+        (lang for lang in (variant.language, subscriber.language) if lang in LANGUAGES), LANGUAGES[0]
+    )
     if runtime.clock() >= decision.decided_at + timedelta(seconds=runtime.settings.landing_ttl_seconds):
         return _html(message_page(language, "expired", nonce), nonce, 410)
     return _Found(decision, variant, campaign, org.name, language)
@@ -137,4 +141,5 @@ def choose(
     if _cross_site(request) or kind not in _CHOICES:
         return _html(message_page(found.language, "refused", nonce), nonce, 403 if kind in _CHOICES else 422)
     _record(session, runtime, found, ResponseKind(kind))
-    return _html(message_page(found.language, f"thanks.{kind}", nonce, found.organisation), nonce)
+    said = "thanks.test" if found.test else f"thanks.{kind}"  # a test send records nothing
+    return _html(message_page(found.language, said, nonce, found.organisation), nonce)

@@ -1,10 +1,16 @@
-"""The prompt landing page's HTML (server-rendered, no JavaScript), in German and English, WCAG 2.1 AA."""
+"""The prompt landing page's HTML (server-rendered, no JavaScript), in German and English, WCAG 2.1 AA.
+
+The thanks texts say what the policy then does (server/policy/decide.py): "not now" keeps this request away
+for DEFAULT_DISMISS_COOLDOWN_DAYS, "not here" and "not from this charity" are exclusions until the person
+removes them in the app."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
 from typing import Final
+
+from server.core.const import DEFAULT_DISMISS_COOLDOWN_DAYS
 
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "de": {
@@ -18,9 +24,13 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "privacy": "Sie bekommen diese Anfragen, weil Sie in der App zugestimmt haben. "
         "Die Zustimmung widerrufen Sie jederzeit in der App.",
         "thanks_title": "Danke",
-        "thanks.dismissed": "In Ordnung. Wir fragen Sie nicht noch einmal nach dieser Aktion.",
-        "thanks.not_here": "In Ordnung. An diesem Ort fragen wir Sie nicht mehr.",
-        "thanks.not_this_org": "In Ordnung. {org} fragt Sie nicht mehr.",
+        "thanks.dismissed": "In Ordnung. Um diese Sache bitten wir Sie in den nächsten {days} Tagen "
+        "nicht noch einmal.",
+        "thanks.not_here": "In Ordnung. An diesem Ort fragen wir Sie nie wieder. "
+        "In der App können Sie das rückgängig machen.",
+        "thanks.not_this_org": "In Ordnung. {org} fragt Sie nie wieder, an keinem Ort. "
+        "In der App können Sie das rückgängig machen.",
+        "thanks.test": "Testversand: Ihre Auswahl wurde nicht gespeichert.",
         "expired_title": "Diese Anfrage ist abgelaufen",
         "expired": "Die Anfrage galt nur kurz. Danke, dass Sie nachsehen! "
         "In der App finden Sie Ihre Anfragen.",
@@ -41,9 +51,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "privacy": "You get these requests because you agreed to them in the app. "
         "You can withdraw your consent in the app at any time.",
         "thanks_title": "Thank you",
-        "thanks.dismissed": "All right. We will not ask you about this again.",
-        "thanks.not_here": "All right. We will not ask you at this place again.",
-        "thanks.not_this_org": "All right. {org} will not ask you again.",
+        "thanks.dismissed": "All right. We will not ask you about this again for the next {days} days.",
+        "thanks.not_here": "All right. We will never ask you at this place again. "
+        "You can undo this in the app.",
+        "thanks.not_this_org": "All right. {org} will never ask you again, at any of its places. "
+        "You can undo this in the app.",
+        "thanks.test": "Test send: your choice was not recorded.",
         "expired_title": "This request has expired",
         "expired": "It was only valid for a short time. Thank you for looking! The app lists your requests.",
         "missing_title": "This page does not exist",
@@ -130,5 +143,6 @@ def message_page(language: str, key: str, nonce: str, organisation: str = "") ->
     t = texts(language)
     title_key = "thanks_title" if key.startswith("thanks.") else f"{key}_title"
     title = t[title_key]
-    main = f"<h1>{escape(title)}</h1><p>{escape(t[key].format(org=organisation))}</p>"
+    text = t[key].format(org=organisation, days=DEFAULT_DISMISS_COOLDOWN_DAYS)
+    main = f"<h1>{escape(title)}</h1><p>{escape(text)}</p>"
     return _page(language, title, main, nonce)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from mobile_api.eid import KEY_LENGTH
+from server.core.addresses import why_not_public_host
+from server.core.const import ChannelKind
 from server.core.errors import Conflict, NahbarError, NotFound
 from server.core.security import KeySealer, hash_token, new_token
 from server.presence.eid_index import Keyed
@@ -31,6 +34,44 @@ class UnknownConsentVersion(NahbarError):
 
 class TooManyPushChannels(Conflict):
     code = "too_many_push_channels"
+
+
+class ChannelNotEnabled(Conflict):
+    code = "channel_not_enabled"
+
+
+class PushEndpointNotPublic(NahbarError):
+    status = 422
+    code = "push_endpoint_not_public"
+
+
+CHANNEL_NAMES: Final = {
+    ChannelKind.WEBPUSH: "Web Push",
+    ChannelKind.FCM: "FCM (Firebase Cloud Messaging)",
+    ChannelKind.APNS: "APNs (Apple Push Notification service)",
+}
+
+
+def _check_push_channel(
+    kind: str, endpoint: str, offered: Collection[str], allow_private_hosts: bool
+) -> None:
+    """Refuse a channel this server cannot push to, and a Web Push endpoint that is not on the internet."""
+    if kind not in offered:
+        others = [CHANNEL_NAMES[ChannelKind(k)] for k in sorted(offered) if k in CHANNEL_NAMES]
+        instead = f"use {' or '.join(others)}, or" if others else "use"
+        raise ChannelNotEnabled(
+            f"{CHANNEL_NAMES.get(ChannelKind(kind), kind)} is not enabled on this server, so it could not "
+            f"deliver prompts there; {instead} the inbox (GET /mobile/v1/me/prompts). "
+            "GET /mobile/v1/capabilities lists what this server offers.",
+            extra={"enabled": sorted(offered)},
+        )
+    if kind == ChannelKind.WEBPUSH and not allow_private_hosts:
+        reason = why_not_public_host(urlsplit(endpoint).hostname or "")
+        if reason is not None:
+            raise PushEndpointNotPublic(
+                f"The Web Push endpoint's host must be a public internet address, and {reason}. "
+                "Register the endpoint the browser's push service gave you."
+            )
 
 
 def _check_version(version: str) -> None:
@@ -151,9 +192,18 @@ def remove_exclusion(session: Session, subscriber_id: uuid.UUID, exclusion_id: i
 
 
 def add_push_channel(
-    session: Session, subscriber_id: uuid.UUID, kind: str, endpoint: str, keys: dict[str, Any]
+    session: Session,
+    subscriber_id: uuid.UUID,
+    kind: str,
+    endpoint: str,
+    keys: dict[str, Any],
+    *,
+    offered: Collection[str],
+    allow_private_hosts: bool,
 ) -> tuple[PushChannel, bool]:
-    """Register a push channel; the same endpoint again updates its keys and revives it (idempotent)."""
+    """Register a push channel of a kind this server `offered`; the same endpoint again updates its keys and
+    revives it (idempotent)."""
+    _check_push_channel(kind, endpoint, offered, allow_private_hosts)
     repository.lock(session, subscriber_id)
     channel = repository.find_push_channel(session, subscriber_id, kind, endpoint)
     if channel is not None:

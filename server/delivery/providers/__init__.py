@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from server.core.config import Settings
 from server.core.const import ChannelKind
@@ -29,4 +31,18 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
     return providers
 
 
-__all__ = ["Provider", "ProviderUnavailable", "build_providers"]
+@dataclass(frozen=True, slots=True)
+class PushOffer:
+    """What phones may register: the channel kinds this server can push to, and Web Push's VAPID key."""
+
+    kinds: frozenset[str] = frozenset()
+    vapid_public_key: str | None = None  # base64url: the browser's applicationServerKey
+
+    @classmethod
+    def of(cls, providers: Mapping[str, Provider]) -> PushOffer:
+        webpush = providers.get(ChannelKind.WEBPUSH)
+        key = webpush.public_key if isinstance(webpush, WebPushProvider) else None
+        return cls(frozenset(providers), key)
+
+
+__all__ = ["Provider", "ProviderUnavailable", "PushOffer", "build_providers"]

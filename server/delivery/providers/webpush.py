@@ -14,6 +14,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
+from server.core.addresses import NotPublic, PublicOnlyTransport
 from server.core.config import Settings
 from server.core.const import ChannelKind
 from server.delivery.jwt import b64url, b64url_decode, sign_es256
@@ -46,11 +47,22 @@ def load_vapid_key(text: str) -> ec.EllipticCurvePrivateKey:
 class WebPushProvider:
     kind = ChannelKind.WEBPUSH.value
 
-    def __init__(self, key: ec.EllipticCurvePrivateKey, subject: str, client: httpx.Client | None = None):
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        subject: str,
+        client: httpx.Client | None = None,
+        *,
+        public_only: bool = True,
+    ):
         self._key = key
         self._subject = subject
         self.public_key = b64url(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
-        self._clients = ClientPerThread(lambda: httpx.Client(timeout=TIMEOUT), client)
+        # The endpoint is the phone's word, so by default a connection goes to public addresses only.
+        self._clients = ClientPerThread(
+            lambda: httpx.Client(timeout=TIMEOUT, transport=PublicOnlyTransport() if public_only else None),
+            client,
+        )
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -59,7 +71,7 @@ class WebPushProvider:
         if settings.vapid_private_key is None or not settings.vapid_subject:
             raise ProviderUnavailable("NAHBAR_VAPID_PRIVATE_KEY and NAHBAR_VAPID_SUBJECT are not set")
         key = load_vapid_key(settings.vapid_private_key.get_secret_value())
-        provider = cls(key, settings.vapid_subject)
+        provider = cls(key, settings.vapid_subject, public_only=not settings.allow_private_push_hosts)
         if settings.vapid_public_key and settings.vapid_public_key.rstrip("=") != provider.public_key:
             raise ProviderUnavailable("NAHBAR_VAPID_PUBLIC_KEY does not belong to NAHBAR_VAPID_PRIVATE_KEY")
         return provider
@@ -102,6 +114,8 @@ class WebPushProvider:
         }
         try:
             response = self._clients.get().post(target.endpoint, content=body, headers=headers)
+        except NotPublic as exc:  # asking again will not make the address public
+            return Result(Outcome.FAILED, f"refused: {exc}; this server pushes to public addresses only")
         except httpx.HTTPError as exc:
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:300])
         return classify(response, datetime.now(UTC))
