@@ -84,7 +84,10 @@ def test_two_charities_know_one_person_by_different_pseudonyms(client, session, 
     session.commit()
     phone = opt_in(client)
     for charity, step in ((a, "a"), (b, "b")):  # enter and dwell at each: two decisions per charity
-        walk = [event(f"evt-two-{step}-1", phone, clock()), event(f"evt-two-{step}-2", phone, clock(), "dwell", 20)]
+        walk = [
+            event(f"evt-two-{step}-1", phone, clock()),
+            event(f"evt-two-{step}-2", phone, clock(), "dwell", 20),
+        ]
         gateway = enrol(client, charity.enrolment_code)
         answer = client.post("/gateway/v1/events", json={"events": walk}, headers=gateway)
         assert answer.status_code == 200, answer.text
