@@ -26,6 +26,7 @@ from server.delivery.providers.base import (
     Result,
     Target,
     classify,
+    push_timeout,
 )
 
 VAPID_LIFETIME_S = 12 * 3600  # RFC 8292: at most 24 h; re-signed well before it ends
@@ -46,11 +47,17 @@ def load_vapid_key(text: str) -> ec.EllipticCurvePrivateKey:
 class WebPushProvider:
     kind = ChannelKind.WEBPUSH.value
 
-    def __init__(self, key: ec.EllipticCurvePrivateKey, subject: str, client: httpx.Client | None = None):
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        subject: str,
+        client: httpx.Client | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
+    ):
         self._key = key
         self._subject = subject
         self.public_key = b64url(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
-        self._clients = ClientPerThread(lambda: httpx.Client(timeout=TIMEOUT), client)
+        self._clients = ClientPerThread(lambda: httpx.Client(timeout=timeout), client)
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -59,7 +66,7 @@ class WebPushProvider:
         if settings.vapid_private_key is None or not settings.vapid_subject:
             raise ProviderUnavailable("NAHBAR_VAPID_PRIVATE_KEY and NAHBAR_VAPID_SUBJECT are not set")
         key = load_vapid_key(settings.vapid_private_key.get_secret_value())
-        provider = cls(key, settings.vapid_subject)
+        provider = cls(key, settings.vapid_subject, timeout=push_timeout(settings.push_timeout_seconds))
         if settings.vapid_public_key and settings.vapid_public_key.rstrip("=") != provider.public_key:
             raise ProviderUnavailable("NAHBAR_VAPID_PUBLIC_KEY does not belong to NAHBAR_VAPID_PRIVATE_KEY")
         return provider
