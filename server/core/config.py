@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
@@ -103,13 +104,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
+        # The key seals identity keys and derives landing tokens and pseudonyms: with the placeholder, they
+        # are the same in every deployment that kept it. Only development on one's own machine may.
         secret = self.secret_key.get_secret_value()
-        if self.environment == "production" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+        if self.environment != "development" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
             raise ValueError(
-                "NAHBAR_SECRET_KEY must be set to a random value of at least 32 characters in production "
-                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                "NAHBAR_SECRET_KEY must be set to a random value of at least 32 characters when "
+                f"NAHBAR_ENVIRONMENT is {self.environment} (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'); the placeholder is for development on this machine only"
             )
         return self
+
+    @property
+    def has_placeholder_secret(self) -> bool:
+        return self.secret_key.get_secret_value() == PLACEHOLDER_SECRET
 
     @model_validator(mode="after")
     def _lease_outlasts_a_push(self) -> Self:
@@ -142,3 +150,27 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own `Settings` and pass them to `create_app`)."""
     return Settings()
+
+
+def serving_refusal(settings: Settings, host: str) -> str | None:
+    """Why `nahbar serve` must not start on `host` with these settings, or None.
+
+    The settings already refuse the placeholder secret outside development; a development server that other
+    machines can reach would hand them tokens and pseudonyms anyone with the source can forge, so it is
+    refused too."""
+    if not settings.has_placeholder_secret or _loopback(host):
+        return None
+    return (
+        f"NAHBAR_SECRET_KEY is the development placeholder, and --host {host} lets other machines connect; "
+        "set NAHBAR_SECRET_KEY to a random value (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(48))') or serve on 127.0.0.1"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to any address
