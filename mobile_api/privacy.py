@@ -18,6 +18,7 @@ from mobile_api.schemas import (
     ExportPublic,
     ExportPushChannel,
     ExportResponse,
+    ExportTestDevice,
     ExportVisit,
 )
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
@@ -62,6 +63,7 @@ def export_everything(
         decisions=_rows(ExportDecision, data.decisions),
         deliveries=_rows(ExportDelivery, data.deliveries),
         responses=_rows(ExportResponse, data.responses),
+        test_devices=_rows(ExportTestDevice, data.test_devices),
     )
 
 

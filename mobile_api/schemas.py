@@ -310,7 +310,7 @@ class ExportExclusion(BaseModel):
 class ExportEvent(BaseModel):
     id: int
     site_id: int
-    gateway_id: int
+    gateway_id: int | None = Field(description="The gateway that saw you; null for your phone's own sighting")
     visit_id: int | None
     kind: str
     source: str
@@ -363,6 +363,13 @@ class ExportResponse(BaseModel):
     at: datetime
 
 
+class ExportTestDevice(BaseModel):
+    id: int
+    organisation_id: int = Field(description="The charity whose test sends this phone receives")
+    label: str
+    paired_at: datetime
+
+
 class ExportPublic(BaseModel):
     """Everything stored about you, as one JSON document (GDPR Art. 15 and 20)."""
 
@@ -377,6 +384,9 @@ class ExportPublic(BaseModel):
     decisions: list[ExportDecision]
     deliveries: list[ExportDelivery]
     responses: list[ExportResponse]
+    test_devices: list[ExportTestDevice] = Field(
+        description="Charities this phone paired itself with, to receive their test sends"
+    )
 
 
 # --- Public pages -------------------------------------------------------------------------------------

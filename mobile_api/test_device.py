@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
 from server.api.ratelimit import PairingRateLimit
 from server.campaigns import test_send
+from server.core.text import NOT_BLANK, not_blank
 
 router = APIRouter()
 
@@ -19,7 +20,9 @@ class TestDevicePairing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=8, max_length=20, description="The code the charity's editor was shown")
-    label: str = Field(default="Test phone", min_length=1, max_length=60)
+    label: str = Field(default="Test phone", min_length=1, max_length=60, json_schema_extra=NOT_BLANK)
+
+    _trimmed = field_validator("label")(not_blank)
 
 
 class TestDevicePaired(BaseModel):

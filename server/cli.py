@@ -7,8 +7,9 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
-from server.core.config import get_settings
+from server.core.config import get_settings, serving_refusal
 from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
 from server.core.migrate import upgrade
 
@@ -25,6 +26,13 @@ def migrate() -> None:
     typer.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")
 
 
+def _refuse(*reasons: str) -> typer.Exit:
+    """Say on stderr why the command does not run, and exit with 2 (a usage error)."""
+    for reason in reasons:
+        typer.echo(f"nahbar: {reason}", err=True)
+    return typer.Exit(2)
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
@@ -37,7 +45,13 @@ def serve(
     from server.core.logging import logging_config
     from server.core.serving import uvicorn_options
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise _refuse(*(error["msg"].removeprefix("Value error, ") for error in exc.errors())) from None
+    refusal = serving_refusal(settings, host)
+    if refusal is not None:
+        raise _refuse(refusal)
     options = uvicorn_options(logging_config(settings.log_level, settings.log_format))
     uvicorn.run(
         "server.app:create_app",

@@ -210,3 +210,42 @@ def test_the_same_requests_succeed_for_those_allowed(client, world):
     for key, case in MATRIX.items():
         answer = call(client, world, key, "a", case.who if case.kind != "public" else None)
         assert answer.status_code == case.ok, (key, answer.text)
+
+
+UNKNOWN_ID = 999_999_999
+
+
+def names_an_id(key: tuple[str, str]) -> bool:
+    """The route names an object by id: in its path, or in its body (a parent: organisation or site)."""
+    body = MATRIX[key].body or {}
+    return "{" in key[1] or any(str(value).startswith("{") for value in body.values())
+
+
+def test_the_operator_gets_404_for_ids_that_name_nothing(client, world):
+    """The operator passes every role check, so only a lookup stops an unknown id: without one, a route wrote
+    rows for a missing organisation (500) or listed an empty one (200)."""
+    world.ids["nowhere"] = dict.fromkeys(world.ids["a"], UNKNOWN_ID)
+    checked = []
+    for key, case in MATRIX.items():
+        if case.kind in {"object", "own", "operator"} and names_an_id(key):
+            answer = call(client, world, key, "nowhere", "operator")
+            assert answer.status_code == 404, (key, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json", key
+            assert answer.json()["code"] == "not_found", key
+            checked.append(key)
+    assert ("POST", "/organisations/{org_id}/test-devices/pairing-codes") in checked
+    assert ("GET", "/organisations/{org_id}/test-devices") in checked
+    assert ("POST", "/organisations/{org_id}/simulate") in checked
+    assert ("POST", "/sites") in checked  # the organisation in the body
+
+
+def test_the_operator_gets_404_for_an_object_under_the_wrong_organisation(client, world):
+    """An existing organisation in the path and another one's object after it: the object is not there."""
+    world.ids["crossed"] = world.ids["b"] | {"org_id": world.ids["a"]["org_id"]}
+    crossed = [
+        key for key in MATRIX if key[1].startswith("/organisations/{org_id}/") and key[1].count("{") > 1
+    ]
+    assert len(crossed) >= 6
+    for key in crossed:
+        answer = call(client, world, key, "crossed", "operator")
+        assert answer.status_code == 404, (key, answer.text)

@@ -41,7 +41,8 @@ from tests.world import Phone, event, make_charity
 pytestmark = pytest.mark.slow
 
 NAHBAR = Path(sys.executable).parent / "nahbar"
-LEASE_S = 2  # NAHBAR_DELIVERY_LEASE_SECONDS: a claimed send is retried this long after the claim
+PUSH_TIMEOUT_S = 1  # NAHBAR_PUSH_TIMEOUT_SECONDS: short, so that the shortest lease it allows is short too
+LEASE_S = 6  # NAHBAR_DELIVERY_LEASE_SECONDS: a claimed send is retried this long after the claim
 WAIT_S = 30.0  # the bound of every wait below
 
 
@@ -136,6 +137,7 @@ def nahbar_serve(database_url: str, vapid_pem: str, log: Path) -> Iterator[Serve
         "NAHBAR_VAPID_PRIVATE_KEY": vapid_pem,
         "NAHBAR_VAPID_SUBJECT": "mailto:push-ops@nahbar.example.org",
         "NAHBAR_ALLOW_PRIVATE_PUSH_HOSTS": "true",  # the push service is on loopback
+        "NAHBAR_PUSH_TIMEOUT_SECONDS": str(PUSH_TIMEOUT_S),
         "NAHBAR_DELIVERY_LEASE_SECONDS": str(LEASE_S),
         "NAHBAR_LOG_LEVEL": "INFO",
     }

@@ -4,10 +4,12 @@ test decrypts with http_ece and the browser's private key, and whose VAPID JWT i
 from __future__ import annotations
 
 import json
+import threading
 import time
 from urllib.parse import urlsplit
 
 import http_ece
+import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -20,6 +22,8 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.core.config import Settings
 from server.delivery.jwt import b64url, b64url_decode, sign_es256
+from server.delivery.providers.base import Message, Target
+from server.delivery.providers.webpush import WebPushProvider
 from server.delivery.tasks import sweep
 from server.subscribers.models import PushChannel
 from tests.delivery_world import Browser, Peer, add_channel, deliveries, passer_by, subscriber_of, walk_past
@@ -160,3 +164,28 @@ def test_gone_subscriptions_are_retired_and_busy_services_retried(push_settings,
     finally:
         gone.close()
         busy.close()
+
+
+def test_a_push_gives_up_after_the_push_timeout_setting(push_settings, clock):
+    """NAHBAR_PUSH_TIMEOUT_SECONDS bounds the request the lease is checked against: a push service that holds
+    it gets a retry, and the request is abandoned while the service still holds it."""
+    peer = Peer(hold=threading.Event())
+    try:
+        provider = WebPushProvider.from_settings(
+            push_settings.model_copy(update={"push_timeout_seconds": 0.25})
+        )
+        browser = Browser.new()
+        target = Target(1, f"{peer.url}/push/slow", browser.keys())
+        message = Message(1, "Help?", "Please.", "https://x.example/p/t", "topic-1", 60, clock(), "en")
+
+        result = provider.send(target, message)
+
+        # The client the sender thread used carries the setting (connect included); 10 s is the default.
+        assert provider._clients.get().timeout == httpx.Timeout(0.25)
+        assert result.outcome == "retry"
+        assert result.detail.startswith("ReadTimeout")
+        assert not peer.hold.is_set()  # the push service never answered: the client gave up on its own
+        assert len(peer.received) == 1
+        provider.close()
+    finally:
+        peer.close()

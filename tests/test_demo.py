@@ -6,6 +6,7 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -65,6 +66,11 @@ def test_make_demo_serves_decides_prompts_and_stops_cleanly(tmp_path):
     output = "".join(lines)
     assert "demo stopped" in output, output
     assert "Traceback" not in output, output
+    # Not the development placeholder: a random key of its own, beside its database, readable by its owner.
+    secret = tmp_path / "demo-secret-key"
+    assert f"the demo's own secret key is in {secret}" in output, output
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert len(secret.read_text().strip()) >= 32
 
 
 @pytest.mark.parametrize("hour", range(24))

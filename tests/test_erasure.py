@@ -11,13 +11,16 @@ from sqlalchemy.orm import Session
 
 import server.models  # noqa: F401 - every domain's tables in Base.metadata
 from server.app import create_app
+from server.campaigns.test_send import TestDevice
 from server.core.db import Base
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.subscribers.models import ConsentRecord, Exclusion, PushChannel
+from tests.admin_world import API, add_user, signed_in
 from tests.conftest import Clock
 from tests.delivery_world import every_push_service
 from tests.test_mobile_me import web_push
+from tests.test_sightings import sighting, with_region
 from tests.world import enrol, event, make_charity, opt_in
 
 # Export key -> the table its rows come from: each kind must be in the export and gone after erasure.
@@ -30,6 +33,7 @@ EXPORTED = {
     "decisions": PromptDecision,
     "deliveries": Delivery,
     "responses": PromptResponse,
+    "test_devices": TestDevice,
 }
 
 
@@ -61,10 +65,22 @@ def rows_referring_to(session: Session, subscriber_id: uuid.UUID) -> dict[str, i
     return found
 
 
+def test_the_export_has_a_key_for_every_table_that_refers_to_a_subscriber():
+    """A new table holding data about a person fails here until the export (and this map) includes it."""
+    referring = {table.name for table in Base.metadata.sorted_tables if subscriber_columns(table)}
+    exported = {model.__tablename__ for model in EXPORTED.values()}
+    assert referring - {"subscribers"} - exported == set()
+    assert {"deliveries", "prompt_responses"} <= exported  # reached through the person's decisions
+
+
 def test_export_then_withdrawal_erases_everything_and_keeps_only_unlinked_proof(
     client, session, clock: Clock
 ):
-    charity = make_charity(session, clock())
+    charity = with_region(session, make_charity(session, clock()))
+    other = make_charity(session, clock(), slug="tafel")
+    editor = add_user(session, "editor@tafel.example", roles={other.organisation_id: "editor"})
+    editor_headers = signed_in(session, editor, clock())
+    session.commit()
     gateway = enrol(client, charity.enrolment_code)
     phone = opt_in(client, ["volunteer"])
     bystander = opt_in(client)
@@ -87,6 +103,26 @@ def test_export_then_withdrawal_erases_everything_and_keeps_only_unlinked_proof(
         client.post(
             f"/mobile/v1/me/prompts/{decision_id}/responses", json={"kind": kind}, headers=phone.headers
         )
+    # The iOS path: the phone reports its own sighting of the site's iBeacon (no gateway).
+    clock.advance(30)
+    own = client.post("/mobile/v1/sightings", json=sighting("ios-er-0001", clock()), headers=phone.headers)
+    assert own.status_code == 200, own.text
+    # "Not from this charity", and the phone paired as the other charity's test device, which sends a test.
+    not_this_org = {"organisation_id": other.organisation_id}
+    excluded = client.post("/mobile/v1/me/exclusions", json=not_this_org, headers=phone.headers)
+    assert excluded.status_code == 201, excluded.text
+    org_url = f"{API}/organisations/{other.organisation_id}"
+    code = client.post(f"{org_url}/test-devices/pairing-codes", headers=editor_headers).json()["code"]
+    paired = client.post(
+        "/mobile/v1/me/test-device", json={"code": code, "label": "Anna's phone"}, headers=phone.headers
+    )
+    assert paired.status_code == 201, paired.text
+    sent = client.post(
+        f"{org_url}/campaigns/{other.campaign_id}/test-send",
+        json={"test_device_id": paired.json()["id"]},
+        headers=editor_headers,
+    )
+    assert sent.status_code == 201, sent.text
 
     # Export: everything about the person, each kind of record present.
     answer = client.get("/mobile/v1/me/export", headers=phone.headers)
@@ -99,12 +135,23 @@ def test_export_then_withdrawal_erases_everything_and_keeps_only_unlinked_proof(
     for key in EXPORTED:
         assert export[key], f"the export lacks {key}"
     assert len(export["consent_records"]) == 2
-    assert len(export["proximity_events"]) == 2
-    assert [d["reason"] for d in export["decisions"]] == ["dwell_too_short", "prompted"]  # enter, dwell
+    events = [(e["source"], e["gateway_id"] is None) for e in export["proximity_events"]]
+    assert events == [("gateway", False), ("gateway", False), ("phone", True)]
+    assert [(d["outcome"], d["reason"]) for d in export["decisions"]] == [
+        ("suppressed", "dwell_too_short"),  # the gateway's enter
+        ("prompted", "prompted"),  # its dwell; the phone's own sighting joins that decided visit
+        ("test", "test_send"),
+    ]
     assert {r["kind"] for r in export["responses"]} == {"opened", "not_here"}
     assert export["push_channels"][0]["endpoint"] == subscription["endpoint"]
     assert export["push_channels"][0]["keys"] == subscription["keys"]
-    assert export["exclusions"][0]["site_id"] == charity.site_id
+    assert [(x["site_id"], x["organisation_id"]) for x in export["exclusions"]] == [
+        (charity.site_id, None),
+        (None, other.organisation_id),
+    ]
+    assert [(d["organisation_id"], d["label"]) for d in export["test_devices"]] == [
+        (other.organisation_id, "Anna's phone")
+    ]
     assert export["deliveries"][0]["decision_id"] == decision_id
     assert set(rows_referring_to(session, subscriber_id).values()) != {0}
 

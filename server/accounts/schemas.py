@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.core import const
 from server.core.const import Role, TokenScope
+from server.core.text import NOT_BLANK, not_blank
 
 
 class LoginCreate(BaseModel):
@@ -45,9 +46,11 @@ class PasswordUpdate(BaseModel):
 class ApiTokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, json_schema_extra=NOT_BLANK)
     scopes: list[TokenScope] = Field(min_length=1, description="read: lists and reads; write: also changes")
     expires_in_days: int | None = Field(default=90, ge=1, le=const.API_TOKEN_MAX_DAYS)
+
+    _trimmed = field_validator("name")(not_blank)
 
 
 class ApiTokenPublic(BaseModel):

@@ -24,7 +24,10 @@ class DecisionPublic(BaseModel):
     site_id: int
     campaign_id: int | None
     variant_id: int | None
-    person: str | None = Field(description="A pseudonym, stable within this deployment; never the device id")
+    person: str | None = Field(
+        description="The person's pseudonym in this organisation (another organisation sees another one); "
+        "never the device id"
+    )
     outcome: str
     reason: str
     decided_at: datetime
@@ -35,7 +38,7 @@ class DeliveryPublic(BaseModel):
     id: int
     organisation_id: int
     decision_id: int
-    person: str | None
+    person: str | None = Field(description="As in /decisions: the person's pseudonym in this organisation")
     channel_kind: str
     status: str
     attempts: int
@@ -45,10 +48,10 @@ class DeliveryPublic(BaseModel):
     created_at: datetime
 
 
-def _person(runtime: RuntimeDep, decision: PromptDecision) -> str | None:
+def _person(runtime: RuntimeDep, organisation_id: int, decision: PromptDecision) -> str | None:
     if decision.subscriber_id is None:
         return None
-    return pseudonym(runtime.settings.secret_key.get_secret_value(), decision.subscriber_id.bytes)
+    return pseudonym(runtime.settings.secret_key.get_secret_value(), organisation_id, decision.subscriber_id)
 
 
 @router.get("/decisions", response_model=Page[DecisionPublic], operation_id="admin_list_decisions")
@@ -85,7 +88,7 @@ def list_decisions(
             site_id=d.site_id,
             campaign_id=d.campaign_id,
             variant_id=d.variant_id,
-            person=_person(runtime, d),
+            person=_person(runtime, org_id, d),
             outcome=d.outcome,
             reason=d.reason,
             decided_at=d.decided_at,
@@ -122,7 +125,7 @@ def list_deliveries(
             id=x.id,
             organisation_id=org_id,
             decision_id=x.decision_id,
-            person=_person(runtime, d),
+            person=_person(runtime, org_id, d),
             channel_kind=x.channel_kind,
             status=x.status,
             attempts=x.attempts,

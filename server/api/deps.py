@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from server.accounts.service import authenticate
 from server.core import const
 from server.core.db import session_scope
-from server.core.errors import Unauthorized
+from server.core.errors import NotFound, Unauthorized
 from server.core.security import hash_token
 from server.policy.live import SiteRef
 from server.runtime import Runtime
 from server.sites.models import Gateway, Site
 from server.subscribers.models import Subscriber
+from server.tenancy import repository as tenancy
 from server.tenancy.scope import Principal
 
 
@@ -166,3 +167,23 @@ def current_admin(
 
 
 CurrentAdmin = Annotated[Principal, Depends(current_admin)]
+
+
+def organisation_id(
+    org_id: Annotated[int, Path(description="The organisation's id")],
+    principal: CurrentAdmin,
+    session: SessionDep,
+) -> int:
+    """The `{org_id}` of an admin path, once it names an organisation the caller sees: 404 otherwise.
+
+    A role check alone lets the operator through for any number, and the route would then write rows for an
+    organisation that does not exist (500) or list an empty one (200); every route under
+    /organisations/{org_id} takes its id through here instead."""
+    if tenancy.organisation(principal, session, org_id) is None:
+        raise NotFound(
+            f"No organisation has id {org_id}, or it is not yours; GET /organisations lists yours."
+        )
+    return org_id
+
+
+OrganisationId = Annotated[int, Depends(organisation_id)]

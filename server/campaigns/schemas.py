@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from server.core import const
 from server.core.const import CampaignKind, CampaignStatus
+from server.core.text import NOT_BLANK, not_blank
 
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
@@ -18,9 +19,11 @@ class VariantIn(BaseModel):
 
     language: Literal["de", "en"]
     label: str = Field(default="A", pattern=r"^[A-Z][A-Z0-9]{0,15}$", description="A/B arm")
-    title: str = Field(min_length=1, max_length=const.VARIANT_TITLE_MAX)
-    body: str = Field(min_length=1, max_length=const.VARIANT_BODY_MAX)
-    cta_label: str = Field(min_length=1, max_length=const.VARIANT_CTA_MAX)
+    title: str = Field(min_length=1, max_length=const.VARIANT_TITLE_MAX, json_schema_extra=NOT_BLANK)
+    body: str = Field(min_length=1, max_length=const.VARIANT_BODY_MAX, json_schema_extra=NOT_BLANK)
+    cta_label: str = Field(min_length=1, max_length=const.VARIANT_CTA_MAX, json_schema_extra=NOT_BLANK)
+
+    _trimmed = field_validator("title", "body", "cta_label")(not_blank)
 
 
 class VariantPublic(VariantIn):
@@ -46,19 +49,23 @@ class _CampaignFields(BaseModel):
 
 class CampaignCreate(_CampaignFields):
     organisation_id: int
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
     kind: CampaignKind
     priority: int = Field(default=0, ge=0, le=100)
     site_ids: list[int] = Field(default_factory=list, max_length=500)
     variants: list[VariantIn] = Field(default_factory=list, max_length=20)
 
+    _trimmed = field_validator("name")(not_blank)
+
 
 class CampaignUpdate(_CampaignFields):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
     kind: CampaignKind | None = None
     priority: int | None = Field(default=None, ge=0, le=100)
     site_ids: list[int] | None = Field(default=None, max_length=500)
     variants: list[VariantIn] | None = Field(default=None, max_length=20, description="Replaces all variants")
+
+    _trimmed = field_validator("name")(not_blank)
 
 
 class CampaignPublic(BaseModel):

@@ -8,7 +8,7 @@ from typing import Literal, Self
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.api.deps import CurrentAdmin, OrganisationId, RuntimeDep, SessionDep
 from server.campaigns import test_send
 
 router = APIRouter(prefix="/organisations/{org_id}", tags=["admin: test sends"])
@@ -73,7 +73,7 @@ def _public(device: test_send.TestDevice) -> TestDevicePublic:
     operation_id="admin_create_test_device_pairing_code",
 )
 def create_pairing_code(
-    org_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
 ) -> PairingCodePublic:
     """A one-time code, valid 15 minutes, that makes the phone entering it a test device (editors)."""
     issued = test_send.issue_code(session, principal, org_id, runtime.clock())
@@ -81,14 +81,20 @@ def create_pairing_code(
 
 
 @router.get("/test-devices", response_model=TestDevicesPublic, operation_id="admin_list_test_devices")
-def list_test_devices(org_id: int, principal: CurrentAdmin, session: SessionDep) -> TestDevicesPublic:
+def list_test_devices(
+    org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep
+) -> TestDevicesPublic:
     """The phones that paired themselves as this organisation's test devices."""
     return TestDevicesPublic(items=[_public(d) for d in test_send.devices(session, principal, org_id)])
 
 
 @router.delete("/test-devices/{test_device_id}", status_code=204, operation_id="admin_remove_test_device")
 def remove_test_device(
-    org_id: int, test_device_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    org_id: OrganisationId,
+    test_device_id: int,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> Response:
     """The phone gets no more test sends (editors)."""
     test_send.remove(session, principal, org_id, test_device_id, runtime.clock())
@@ -102,7 +108,7 @@ def remove_test_device(
     operation_id="admin_test_send_campaign",
 )
 def send_test(
-    org_id: int,
+    org_id: OrganisationId,
     campaign_id: int,
     body: TestSendCreate,
     principal: CurrentAdmin,

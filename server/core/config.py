@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
@@ -9,7 +10,20 @@ from urllib.parse import urlsplit
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from server.core.const import CLAIMS_PER_SENDER, LEASE_MARGIN_S, PUSH_CONNECT_TIMEOUT_S
+
 PLACEHOLDER_SECRET = "dev-only-change-me"  # noqa: S105 - refused outside development
+
+
+def longest_push_s(push_timeout_s: float) -> float:
+    """The longest one push request waits on its push service: connecting, then the answer."""
+    return min(push_timeout_s, PUSH_CONNECT_TIMEOUT_S) + push_timeout_s
+
+
+def shortest_lease_s(push_timeout_s: float) -> float:
+    """A claimed send may wait for a sender's push, then make its own, then be recorded: the lease must
+    outlast that, or another turn claims it again and a slow push service gets every prompt twice or more."""
+    return CLAIMS_PER_SENDER * longest_push_s(push_timeout_s) + LEASE_MARGIN_S
 
 
 class Settings(BaseSettings):
@@ -39,7 +53,10 @@ class Settings(BaseSettings):
     apns_topic: str | None = None  # the app's bundle id
     apns_production_url: str = "https://api.push.apple.com"
     apns_sandbox_url: str = "https://api.sandbox.push.apple.com"
-    delivery_lease_seconds: int = Field(default=30, ge=1, le=600)  # a claimed send is retried after this
+    # How long a push service may take to answer one request (and, up to 5 s, to accept the connection).
+    push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # A claimed send is retried after this: at least shortest_lease_s(push_timeout_seconds).
+    delivery_lease_seconds: int = Field(default=60, ge=1, le=600)
     landing_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)  # how long /p/{token} works
     retention_days: int = Field(default=14, ge=1, le=365)
     eid_rotation_exponent: int = Field(default=10, ge=0, le=15)
@@ -99,11 +116,32 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
+        # The key seals identity keys and derives landing tokens and pseudonyms: with the placeholder, they
+        # are the same in every deployment that kept it. Only development on one's own machine may.
         secret = self.secret_key.get_secret_value()
-        if self.environment == "production" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+        if self.environment != "development" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
             raise ValueError(
-                "NAHBAR_SECRET_KEY must be set to a random value of at least 32 characters in production "
-                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                "NAHBAR_SECRET_KEY must be set to a random value of at least 32 characters when "
+                f"NAHBAR_ENVIRONMENT is {self.environment} (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'); the placeholder is for development on this machine only"
+            )
+        return self
+
+    @property
+    def has_placeholder_secret(self) -> bool:
+        return self.secret_key.get_secret_value() == PLACEHOLDER_SECRET
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_push(self) -> Self:
+        shortest = shortest_lease_s(self.push_timeout_seconds)
+        if self.delivery_lease_seconds < shortest:
+            connect = min(self.push_timeout_seconds, PUSH_CONNECT_TIMEOUT_S)
+            raise ValueError(
+                f"NAHBAR_DELIVERY_LEASE_SECONDS ({self.delivery_lease_seconds}) must be at least "
+                f"{shortest:g} with NAHBAR_PUSH_TIMEOUT_SECONDS at {self.push_timeout_seconds:g}: a claimed "
+                f"send may wait for another push and then make its own ({connect:g} s to connect, "
+                f"{self.push_timeout_seconds:g} s for the answer, each), and a lease that ends first sends "
+                "every slow push again. Raise the lease or lower the push timeout."
             )
         return self
 
@@ -124,3 +162,27 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own `Settings` and pass them to `create_app`)."""
     return Settings()
+
+
+def serving_refusal(settings: Settings, host: str) -> str | None:
+    """Why `nahbar serve` must not start on `host` with these settings, or None.
+
+    The settings already refuse the placeholder secret outside development; a development server that other
+    machines can reach would hand them tokens and pseudonyms anyone with the source can forge, so it is
+    refused too."""
+    if not settings.has_placeholder_secret or _loopback(host):
+        return None
+    return (
+        f"NAHBAR_SECRET_KEY is the development placeholder, and --host {host} lets other machines connect; "
+        "set NAHBAR_SECRET_KEY to a random value (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(48))') or serve on 127.0.0.1"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to any address

@@ -102,3 +102,10 @@ DELIVERY_BACKOFF_BASE_S: Final = 2.0
 DELIVERY_BACKOFF_MAX_S: Final = 120.0
 DELIVERY_SWEEP_EVERY_S: Final = 5.0
 DELIVERY_BATCH: Final = 50
+# A push request may take this long to connect (at most; NAHBAR_PUSH_TIMEOUT_SECONDS when shorter), then
+# NAHBAR_PUSH_TIMEOUT_SECONDS for the answer.
+PUSH_CONNECT_TIMEOUT_S: Final = 5.0
+# The outbox claims this many sends per sender thread, so a claimed send may wait for one push before its own.
+CLAIMS_PER_SENDER: Final = 2
+# Between a push's answer and its record in the database: the outbox's next turn, one short transaction.
+LEASE_MARGIN_S: Final = 2.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -73,7 +74,11 @@ class KeySealer:
         return self._aead.decrypt(sealed[:12], sealed[12:], context)
 
 
-def pseudonym(secret_key: str, value: bytes) -> str:
-    """A stable per-deployment alias for an internal id, so support can follow one person without it."""
-    key = hmac.digest(secret_key.encode(), b"nahbar admin pseudonym v1", "sha256")
-    return "p_" + hmac.digest(key, value, "sha256").hex()[:20]
+def pseudonym(secret_key: str, organisation_id: int, subscriber_id: uuid.UUID) -> str:
+    """The alias one organisation's admins know a person by: stable within that organisation, and another one
+    in every other, so that two charities cannot match their lists to follow a person between them."""
+    key = hmac.digest(secret_key.encode(), b"nahbar admin pseudonym v2", "sha256")
+    message = (
+        organisation_id.to_bytes(8, "big", signed=True) + subscriber_id.bytes
+    )  # fixed widths: unambiguous
+    return "p_" + hmac.digest(key, message, "sha256").hex()[:20]

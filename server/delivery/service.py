@@ -37,7 +37,7 @@ log = logging.getLogger("nahbar.delivery")
 # requests open at once. Twice as many claimed as can be sending keeps every sender busy without claiming far
 # ahead of what is being sent.
 SENDERS: Final = 32
-IN_FLIGHT: Final = 2 * SENDERS
+IN_FLIGHT: Final = const.CLAIMS_PER_SENDER * SENDERS  # the lease's minimum counts on this (core/config.py)
 # A finished send is recorded by the next claim, or after this long at most: a prompt's commit wakes the
 # outbox at once, a finished push does not (a turn per push doubled the outbox's transactions).
 RECORD_EVERY_S: Final = 0.05

@@ -17,6 +17,7 @@ from server.core.config import Settings
 from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
 from server.core.migrate import upgrade
 from server.core.serving import uvicorn_options
+from server.demo.secret import DemoSecretRefused, with_demo_secret
 from server.demo.seed import seed
 from server.demo.street import run_street
 
@@ -49,10 +50,19 @@ def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: 
 
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    for session in session_scope(make_sessionmaker(engine)):
+    sessions = make_sessionmaker(engine)
+    try:
+        settings, kept_in = with_demo_secret(settings, sessions)
+    except DemoSecretRefused as exc:
+        engine.dispose()
+        typer.echo(f"nahbar demo: {exc}", err=True)
+        return 1
+    for session in session_scope(sessions):
         sites = seed(session, utcnow())
     engine.dispose()
     typer.echo(f"database {settings.database_url} migrated and seeded: {', '.join(s.name for s in sites)}")
+    if kept_in is not None:
+        typer.echo(f"the demo's own secret key is in {kept_in} (readable by you alone)")
 
     # Every simulated phone opts in from this machine's one address; let the demo's own street through.
     limit = max(settings.optin_per_hour_per_client, phones)

@@ -27,7 +27,9 @@ class CheckPublic(BaseModel):
 
 
 class ExplainPublic(BaseModel):
-    person: str | None = Field(description="The person's pseudonym; null for a new person")
+    person: str | None = Field(
+        description="The person's pseudonym in this organisation; null for a new person"
+    )
     site_id: int
     at: datetime
     dwell_s: float
@@ -48,7 +50,9 @@ def explain_decision(
     subscriber: Annotated[
         str | None,
         Query(
-            max_length=64, description="A pseudonym (p_...) or subscriber id; none: a new person, all scopes"
+            max_length=64,
+            description="A pseudonym (p_...) from this organisation's /decisions, or a subscriber id; "
+            "none: a new person, all scopes",
         ),
     ] = None,
     dwell_s: Annotated[float, Query(ge=0, description="Assume this dwell")] = float(
@@ -69,7 +73,8 @@ def explain_decision(
             raise NotFound(
                 "Nobody by that id was seen at this organisation's sites; use a pseudonym from /decisions."
             )
-        decision, alias = explain(session, person, site, now, dwell_s), pseudonym(secret, person.id.bytes)
+        alias = pseudonym(secret, site.organisation_id, person.id)
+        decision = explain(session, person, site, now, dwell_s)
     # Looking up what the policy would do with a person is a read of personal data: it leaves a trace.
     audit.record(
         session,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.api.deps import CurrentAdmin, OrganisationId, RuntimeDep, SessionDep
 from server.audit import service as audit
 from server.core.const import Role
 from server.core.errors import NotFound
@@ -21,7 +21,11 @@ router = APIRouter(tags=["admin: policy"])
     "/organisations/{org_id}/simulate", response_model=SimulationPublic, operation_id="admin_simulate_policy"
 )
 def simulate_policy(
-    org_id: int, body: SimulationCreate, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    org_id: OrganisationId,
+    body: SimulationCreate,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> SimulationPublic:
     """What the last days would have looked like at this charity's sites with the proposed settings, next to
     what the current settings decide; every person's caps still count prompts from other charities."""

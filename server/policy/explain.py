@@ -21,7 +21,7 @@ from server.subscribers.models import Subscriber
 
 
 def find_subscriber(session: Session, secret_key: str, organisation_id: int, who: str) -> Subscriber | None:
-    """By internal id, or by the pseudonym support lists show: only people seen at the charity's sites."""
+    """By internal id, or by the pseudonym this charity's support lists show (people seen at its sites)."""
     seen = (
         select(ProximityEvent.subscriber_id)
         .join(Site, Site.id == ProximityEvent.site_id)
@@ -35,7 +35,7 @@ def find_subscriber(session: Session, secret_key: str, organisation_id: int, who
     for (subscriber_id,) in session.execute(seen):
         if subscriber_id is not None and who in (
             str(subscriber_id),
-            pseudonym(secret_key, subscriber_id.bytes),
+            pseudonym(secret_key, organisation_id, subscriber_id),
         ):
             return session.get(Subscriber, subscriber_id)
     return None

@@ -7,9 +7,10 @@ from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from server.core import const
+from server.core.text import NOT_BLANK, not_blank
 
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Language = Literal["de", "en"]
@@ -45,8 +46,8 @@ class SiteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     organisation_id: int
-    name: str = Field(min_length=1, max_length=200)
-    address: str | None = Field(default=None, max_length=500)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
+    address: str | None = Field(default=None, max_length=500, json_schema_extra=NOT_BLANK)
     timezone: TimeZone | None = Field(
         default=None, description="IANA name; without it the site never prompts"
     )
@@ -56,18 +57,22 @@ class SiteCreate(BaseModel):
     ibeacon_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
     ibeacon_major: int | None = Field(default=None, ge=0, le=65535)
 
+    _trimmed = field_validator("name", "address")(not_blank)
+
 
 class SiteUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    address: str | None = Field(default=None, max_length=500)
+    name: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
+    address: str | None = Field(default=None, max_length=500, json_schema_extra=NOT_BLANK)
     timezone: TimeZone | None = None
     language: Language | None = None
     quiet_start: HHMM | None = Field(default=None, description=QUIET_HOURS)
     quiet_end: HHMM | None = None
     ibeacon_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
     ibeacon_major: int | None = Field(default=None, ge=0, le=65535)
+
+    _trimmed = field_validator("name", "address")(not_blank)
 
 
 class SitePublic(BaseModel):
@@ -96,8 +101,10 @@ class BeaconCreate(BaseModel):
         max_length=80,
         description="'uuid/major/minor' (iBeacon, AltBeacon) or 'namespace/instance'",
     )
-    label: str | None = Field(default=None, max_length=200)
+    label: str | None = Field(default=None, max_length=200, json_schema_extra=NOT_BLANK)
     measured_power: int | None = Field(default=None, ge=-127, le=20, description="Calibrated RSSI at 1 m")
+
+    _trimmed = field_validator("label")(not_blank)
 
 
 class BeaconPublic(BaseModel):
@@ -117,7 +124,9 @@ class GatewayCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site_id: int
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
+
+    _trimmed = field_validator("name")(not_blank)
 
 
 class GatewayPublic(BaseModel):

@@ -8,6 +8,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
+from server.campaigns.test_send import TestDevice
 from server.presence.models import ProximityEvent, Visit
 from server.prompts import repository as prompts
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -35,6 +36,7 @@ class Everything:
     decisions: Sequence[PromptDecision]
     deliveries: Sequence[Delivery]
     responses: Sequence[PromptResponse]
+    test_devices: Sequence[TestDevice]
 
 
 def everything(session: Session, subscriber: Subscriber) -> Everything:
@@ -50,4 +52,5 @@ def everything(session: Session, subscriber: Subscriber) -> Everything:
         decisions=prompts.decisions(session, sid),
         deliveries=prompts.deliveries(session, sid),
         responses=prompts.responses(session, sid),
+        test_devices=repository.test_devices(session, sid),
     )

@@ -13,7 +13,7 @@ from server.accounts.schemas import MembershipBrief, MePublic
 from server.admin.etag import IfMatch, set_etag
 from server.admin.paging import Page, PageDep
 from server.api.client import client_address
-from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.api.deps import CurrentAdmin, OrganisationId, RuntimeDep, SessionDep
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
 from server.tenancy import repository, service
@@ -73,7 +73,7 @@ def create_organisation(
     "/organisations/{org_id}", response_model=OrganisationPublic, operation_id="admin_get_organisation"
 )
 def get_organisation(
-    org_id: int, principal: CurrentAdmin, session: SessionDep, response: Response
+    org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep, response: Response
 ) -> OrganisationPublic:
     """One organisation, with its ETag for a later update."""
     org = service.visible_organisation(principal, session, org_id)
@@ -85,7 +85,7 @@ def get_organisation(
     "/organisations/{org_id}", response_model=OrganisationPublic, operation_id="admin_update_organisation"
 )
 def update_organisation(
-    org_id: int,
+    org_id: OrganisationId,
     body: OrganisationUpdate,
     principal: CurrentAdmin,
     session: SessionDep,
@@ -121,9 +121,10 @@ def _member_of(session: SessionDep, m: Membership) -> MembershipPublic:
     response_model=list[MembershipPublic],
     operation_id="admin_list_members",
 )
-def list_members(org_id: int, principal: CurrentAdmin, session: SessionDep) -> list[MembershipPublic]:
+def list_members(
+    org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep
+) -> list[MembershipPublic]:
     """Who belongs to the organisation, with which role."""
-    service.visible_organisation(principal, session, org_id)
     return [_member(m, email) for m, email in repository.memberships(principal, session, org_id)]
 
 
@@ -133,7 +134,11 @@ def list_members(org_id: int, principal: CurrentAdmin, session: SessionDep) -> l
     operation_id="admin_get_member",
 )
 def get_member(
-    org_id: int, membership_id: int, principal: CurrentAdmin, session: SessionDep, response: Response
+    org_id: OrganisationId,
+    membership_id: int,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    response: Response,
 ) -> MembershipPublic:
     """One membership, with its ETag for a role change or removal."""
     member = service.visible_member(principal, session, org_id, membership_id)
@@ -147,7 +152,7 @@ def get_member(
     operation_id="admin_update_member",
 )
 def update_member(
-    org_id: int,
+    org_id: OrganisationId,
     membership_id: int,
     body: MembershipUpdate,
     principal: CurrentAdmin,
@@ -168,7 +173,7 @@ def update_member(
     "/organisations/{org_id}/members/{membership_id}", status_code=204, operation_id="admin_remove_member"
 )
 def remove_member(
-    org_id: int,
+    org_id: OrganisationId,
     membership_id: int,
     principal: CurrentAdmin,
     session: SessionDep,
@@ -183,9 +188,8 @@ def remove_member(
 @router.get(
     "/organisations/{org_id}/invites", response_model=list[InvitePublic], operation_id="admin_list_invites"
 )
-def list_invites(org_id: int, principal: CurrentAdmin, session: SessionDep) -> list[InvitePublic]:
+def list_invites(org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep) -> list[InvitePublic]:
     """Invites sent by the organisation (owners)."""
-    service.visible_organisation(principal, session, org_id)
     principal.require(org_id, Role.OWNER)
     return [InvitePublic.model_validate(i) for i in repository.invites(principal, session, org_id)]
 
@@ -197,7 +201,11 @@ def list_invites(org_id: int, principal: CurrentAdmin, session: SessionDep) -> l
     operation_id="admin_create_invite",
 )
 def create_invite(
-    org_id: int, body: InviteCreate, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    org_id: OrganisationId,
+    body: InviteCreate,
+    principal: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> InviteCreated:
     """Invite someone by a one-time link (owners); the link is in this answer only."""
     invite, token = service.create_invite(session, principal, org_id, body.email, body.role, runtime.clock())
@@ -211,7 +219,7 @@ def create_invite(
     operation_id="admin_revoke_invite",
 )
 def revoke_invite(
-    org_id: int, invite_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    org_id: OrganisationId, invite_id: int, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
 ) -> InvitePublic:
     """Withdraw an unused invite (owners)."""
     return InvitePublic.model_validate(

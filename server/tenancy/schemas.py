@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from server.core import const
 from server.core.const import Role
+from server.core.text import NOT_BLANK, not_blank
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
@@ -23,21 +24,25 @@ class OrganisationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slug: Slug
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
     privacy_contact: Contact | None = None
     prompts_per_week: int | None = Field(
         default=None, ge=0, description="Stricter than the platform, or null"
     )
     cooldown_days: int | None = Field(default=None, ge=0, le=3650, description="Longer than the platform's")
 
+    _trimmed = field_validator("name")(not_blank)
+
 
 class OrganisationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
     privacy_contact: Contact | None = None
     prompts_per_week: int | None = Field(default=None, ge=0)
     cooldown_days: int | None = Field(default=None, ge=0, le=3650)
+
+    _trimmed = field_validator("name")(not_blank)
 
 
 class OrganisationPublic(BaseModel):

@@ -23,6 +23,7 @@ from server.delivery.providers.base import (
     ProviderUnavailable,
     Result,
     Target,
+    push_timeout,
     retry_after,
 )
 
@@ -42,6 +43,7 @@ class ApnsProvider:
         topic: str,
         urls: dict[str, str],
         client: httpx.Client | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
     ) -> None:
         self._key, self._key_id, self._team_id, self._topic = key, key_id, team_id, topic
         self._urls = {env: url.rstrip("/") for env, url in urls.items()}
@@ -51,7 +53,7 @@ class ApnsProvider:
         # state is shared unguarded); the peer answers out-of-order or interleaved frames with GOAWAY
         # PROTOCOL_ERROR, which fails every send on the connection (encode/httpx#3072).
         self._clients = ClientPerThread(
-            lambda: httpx.Client(http1=False, http2=True, timeout=TIMEOUT), client
+            lambda: httpx.Client(http1=False, http2=True, timeout=timeout), client
         )
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
@@ -74,7 +76,8 @@ class ApnsProvider:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ProviderUnavailable("the APNs key is not a P-256 key (.p8)")
         urls = {"production": settings.apns_production_url, "sandbox": settings.apns_sandbox_url}
-        return cls(key, str(settings.apns_key_id), str(settings.apns_team_id), str(settings.apns_topic), urls)
+        ids = (str(settings.apns_key_id), str(settings.apns_team_id), str(settings.apns_topic))
+        return cls(key, *ids, urls, timeout=push_timeout(settings.push_timeout_seconds))
 
     def _provider_token(self, *, renew: bool = False) -> str:
         with self._lock:

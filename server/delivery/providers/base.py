@@ -8,12 +8,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 
-# Every request to a push service is bounded: a slow peer must not hold a prompt past its usefulness.
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+from server.core.const import PUSH_CONNECT_TIMEOUT_S
+
+
+def push_timeout(seconds: float) -> httpx.Timeout:
+    """Every request to a push service is bounded (NAHBAR_PUSH_TIMEOUT_SECONDS): a slow peer must not hold a
+    prompt past its usefulness, nor past the delivery lease, after which it would be sent again."""
+    return httpx.Timeout(seconds, connect=min(seconds, PUSH_CONNECT_TIMEOUT_S))
+
+
+TIMEOUT: Final = push_timeout(10.0)  # the setting's default, for providers built without settings
 
 
 class ClientPerThread:

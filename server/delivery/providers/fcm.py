@@ -25,6 +25,7 @@ from server.delivery.providers.base import (
     Result,
     Target,
     classify,
+    push_timeout,
     retry_after,
 )
 
@@ -37,7 +38,12 @@ class FcmProvider:
     kind = ChannelKind.FCM.value
 
     def __init__(
-        self, account: dict[str, Any], project_id: str, base_url: str, client: httpx.Client | None = None
+        self,
+        account: dict[str, Any],
+        project_id: str,
+        base_url: str,
+        client: httpx.Client | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
     ):
         key = load_pem_private_key(str(account["private_key"]).encode(), password=None)
         if not isinstance(key, rsa.RSAPrivateKey):
@@ -46,7 +52,7 @@ class FcmProvider:
         self._email = str(account["client_email"])
         self._token_uri = str(account.get("token_uri") or "https://oauth2.googleapis.com/token")
         self._send_url = f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
-        self._clients = ClientPerThread(lambda: httpx.Client(timeout=TIMEOUT), client)
+        self._clients = ClientPerThread(lambda: httpx.Client(timeout=timeout), client)
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
@@ -61,7 +67,8 @@ class FcmProvider:
         project = settings.fcm_project_id or account.get("project_id")
         if not project or "private_key" not in account or "client_email" not in account:
             raise ProviderUnavailable("the FCM service account lacks project_id, client_email or private_key")
-        return cls(account, str(project), settings.fcm_base_url)
+        timeout = push_timeout(settings.push_timeout_seconds)
+        return cls(account, str(project), settings.fcm_base_url, timeout=timeout)
 
     def _access_token(self) -> str:
         """A cached OAuth access token, exchanged for a fresh one a minute before it ends."""

@@ -27,6 +27,7 @@ from server.delivery.providers.base import (
     Result,
     Target,
     classify,
+    push_timeout,
 )
 
 VAPID_LIFETIME_S = 12 * 3600  # RFC 8292: at most 24 h; re-signed well before it ends
@@ -54,13 +55,14 @@ class WebPushProvider:
         client: httpx.Client | None = None,
         *,
         public_only: bool = True,
+        timeout: httpx.Timeout = TIMEOUT,
     ):
         self._key = key
         self._subject = subject
         self.public_key = b64url(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
         # The endpoint is the phone's word, so by default a connection goes to public addresses only.
         self._clients = ClientPerThread(
-            lambda: httpx.Client(timeout=TIMEOUT, transport=PublicOnlyTransport() if public_only else None),
+            lambda: httpx.Client(timeout=timeout, transport=PublicOnlyTransport() if public_only else None),
             client,
         )
         self._tokens: dict[str, tuple[str, float]] = {}
@@ -71,7 +73,12 @@ class WebPushProvider:
         if settings.vapid_private_key is None or not settings.vapid_subject:
             raise ProviderUnavailable("NAHBAR_VAPID_PRIVATE_KEY and NAHBAR_VAPID_SUBJECT are not set")
         key = load_vapid_key(settings.vapid_private_key.get_secret_value())
-        provider = cls(key, settings.vapid_subject, public_only=not settings.allow_private_push_hosts)
+        provider = cls(
+            key,
+            settings.vapid_subject,
+            public_only=not settings.allow_private_push_hosts,
+            timeout=push_timeout(settings.push_timeout_seconds),
+        )
         if settings.vapid_public_key and settings.vapid_public_key.rstrip("=") != provider.public_key:
             raise ProviderUnavailable("NAHBAR_VAPID_PUBLIC_KEY does not belong to NAHBAR_VAPID_PRIVATE_KEY")
         return provider

@@ -38,11 +38,13 @@ def german(retention_days: int, operator_url: str) -> Document:
                     "Push-Adressen, wenn Sie Benachrichtigungen erlauben (Web-Push-Adresse und -Schlüssel, "
                     "FCM- oder APNs-Token).",
                     "Sichtungen: an welchem Ort, wann, mit welcher Signalstärke, geschätzten Entfernung und "
-                    "Verweildauer ein Empfangsgerät Ihr Telefon erkannt hat, und die daraus gebildeten "
-                    "Besuche.",
+                    "Verweildauer ein Empfangsgerät Ihr Telefon erkannt hat (oder, beim iPhone, Ihr Telefon "
+                    "das Signal des Ortes), und die daraus gebildeten Besuche.",
                     "Entscheidungen, ob und mit welcher Frage wir Sie angesprochen haben, jeweils mit Grund, "
                     "deren Zustellung und Ihre Reaktionen (geöffnet, angenommen, abgelehnt, „nicht hier“, "
                     "„nicht von dieser Einrichtung“).",
+                    "Wenn Sie Ihr Telefon selbst mit einem Code als Testgerät einer Einrichtung gekoppelt "
+                    "haben: welche Einrichtung, die Bezeichnung des Geräts und den Zeitpunkt.",
                 ),
             ),
             Section(
@@ -134,10 +136,13 @@ def english(retention_days: int, operator_url: str) -> Document:
                     "Push addresses, if you allow notifications (Web Push endpoint and keys, FCM or APNs "
                     "token).",
                     "Sightings: at which place, when, with which signal strength, estimated distance and "
-                    "dwell time a receiver recognised your phone, and the visits formed from them.",
+                    "dwell time a receiver recognised your phone (or, on an iPhone, your phone the place's "
+                    "signal), and the visits formed from them.",
                     "Decisions whether and with which question we approached you, each with its reason, "
                     "their delivery, and your responses (opened, accepted, dismissed, “not here”, “not this "
                     "charity”).",
+                    "If you paired your phone yourself, with a code, as a charity's test device: which "
+                    "charity, the device's label and when.",
                 ),
             ),
             Section(
