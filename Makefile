@@ -15,7 +15,7 @@ WHEELS_ONLY := --only-binary=:all: --no-binary=$(PURE_PYTHON_SDISTS)
 # What the server, the agent and the demo run on, and nothing else.
 $(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade $(WHEELS_ONLY) pip
+	$(BIN)/python -m pip install --quiet --upgrade --only-binary=:all: pip
 	$(BIN)/python -m pip install --quiet $(WHEELS_ONLY) -e '.[agent,server]'
 	touch $@
 
