@@ -30,7 +30,7 @@ def require_part(available: bool, what: str) -> None:
     if available:
         return
     if IN_CI:
-        pytest.fail(f"{what} is missing, and CI=true forbids skipping: .ci/run must provide it")
+        pytest.fail(f"{what} is missing, and CI=true forbids skipping: scripts/setup-machine must provide it")
     pytest.skip(f"{what} is missing")
 
 
