@@ -3,17 +3,31 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DEMO_STAMP := $(VENV)/.demo-stamp
 DEMO_ARGS ?=
+# The demo installs wheels only, so that a machine without a compiler or headers runs it. http-ece (Web Push
+# encryption) is published as source only; it is pure Python, built without a compiler.
+PURE_PYTHON_SDISTS := http-ece
+WHEELS_ONLY := --only-binary=:all: --no-binary=$(PURE_PYTHON_SDISTS)
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test machine lint typecheck unit bench clean
 
+# What the server, the agent and the demo run on, and nothing else.
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade --only-binary=:all: pip
+	$(BIN)/python -m pip install --quiet $(WHEELS_ONLY) -e '.[agent,server]'
+	touch $@
+
+# Everything for development and the tests; dbus-python (under python-dbusmock) builds from source, with the
+# packages scripts/setup-machine installs.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	mkdir -p var
 	exec $(BIN)/nahbar demo $(DEMO_ARGS)
 
@@ -27,7 +41,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck unit
+# The machine first (system packages, PostgreSQL; it changes nothing where all is there), then the checks.
+test: machine
+	$(MAKE) --no-print-directory lint typecheck unit
+
+machine:
+	bash scripts/setup-machine
 
 # beacontools is the peer parser the agent's benchmark compares with: installed for it, not a dependency.
 bench: $(STAMP)

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+import server.models  # noqa: F401 - every table, whatever the routers happen to import (as the CLI does)
 from mobile_api.router import router as mobile_router
 from server.admin.router import router as admin_router
 from server.api.accesslog import AccessLog

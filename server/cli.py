@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import typer
 from pydantic import ValidationError
 
+# Every command works on the whole schema: with only some models imported, a relationship or foreign key
+# to a table whose model was not imported fails when the first session flushes (NoReferencedTableError).
+import server.models  # noqa: F401
 from server.core.config import get_settings, serving_refusal
 from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
 from server.core.migrate import upgrade
@@ -108,31 +112,43 @@ def simulate(
 
 @app.command("create-admin")
 def create_admin(
-    email: str = typer.Option(..., prompt=True, help="Login e-mail of the platform operator."),
+    email: str | None = typer.Option(None, help="Login e-mail of the platform operator (asked if left out)."),
+    password_stdin: bool = typer.Option(
+        False,
+        "--password-stdin",
+        help="Read the password from the first line of standard input (for provisioning scripts; a "
+        "password in the arguments would be visible to every user of the machine).",
+    ),
 ) -> None:
-    """Create the first platform operator account (asks for the password)."""
+    """Create the first platform operator account (asks for the e-mail and password unless given)."""
     from sqlalchemy import select
 
     from server.core.const import MIN_PASSWORD_LENGTH
     from server.core.security import hash_password
     from server.tenancy.models import AdminUser
 
-    password = getpass.getpass(f"Password ({MIN_PASSWORD_LENGTH}+ characters): ")
+    if password_stdin:
+        if email is None:
+            raise typer.BadParameter("needed when the password comes from stdin", param_hint="--email")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise typer.BadParameter("standard input held no password line", param_hint="--password-stdin")
+    else:
+        if email is None:
+            email = str(typer.prompt("Email"))
+        password = getpass.getpass(f"Password ({MIN_PASSWORD_LENGTH}+ characters): ")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise typer.BadParameter(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
-    if password != getpass.getpass("Repeat: "):
+    if not password_stdin and password != getpass.getpass("Repeat: "):
         raise typer.BadParameter("the passwords differ")
+    email = email.strip().lower()
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:
         for session in session_scope(make_sessionmaker(engine)):
-            if session.scalar(select(AdminUser).where(AdminUser.email == email.strip().lower())) is not None:
+            if session.scalar(select(AdminUser).where(AdminUser.email == email)) is not None:
                 raise typer.BadParameter(f"{email} exists already")
-            session.add(
-                AdminUser(
-                    email=email.strip().lower(), password_hash=hash_password(password), is_operator=True
-                )
-            )
+            session.add(AdminUser(email=email, password_hash=hash_password(password), is_operator=True))
     finally:
         engine.dispose()
     server = settings.public_url.rstrip("/")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from server.core.migrate import SchemaWait
 from server.runtime import Runtime
 
 log = logging.getLogger("nahbar.scheduler")
@@ -38,11 +39,16 @@ def _all_jobs() -> list[Job]:
 
 
 def _guarded(job: Job, runtime: Runtime) -> Callable[[], None]:
+    schema = SchemaWait(runtime.sessions, log, f"job {job.name}")
+
     def run() -> None:
         try:
             job.run(runtime)
         except Exception:  # a failing job must not kill the scheduler; the next run tries again
-            log.exception("job %s failed", job.name)
+            if not schema.explains_failure():
+                log.exception("job %s failed", job.name)
+        else:
+            schema.succeeded()
 
     return run
 

@@ -24,6 +24,7 @@ from server.core import const
 from server.core.config import Settings
 from server.core.const import DeliveryStatus, Outcome
 from server.core.db import write_lock
+from server.core.migrate import SchemaWait
 from server.delivery import repository
 from server.delivery.providers import Provider, build_providers
 from server.delivery.providers.base import Message, Result, Target
@@ -93,6 +94,7 @@ class Outbox:
         self._finished: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
         self._unrecorded: list[Attempt] = []  # kept over a turn that failed, recorded by the next
         self._write_lock = write_lock(sessions)
+        self._schema = SchemaWait(sessions, log, "the outbox sender")
 
     def attach(self) -> None:
         """Hand the prompts domain the secret and the wake-up, and the scheduler the sweep, through every new
@@ -150,9 +152,12 @@ class Outbox:
             try:
                 self._turn()
             except Exception:  # the database is away: retry the records in a second; the thread lives on
-                log.exception("outbox sender failed")
+                if not self._schema.explains_failure():
+                    log.exception("outbox sender failed")
                 self._stopping.wait(1.0)
                 self._wakeup.set()
+            else:
+                self._schema.succeeded()
 
     def _turn(self) -> None:
         """One transaction: record what finished, expire if swept, claim up to the room left."""

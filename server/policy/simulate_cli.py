@@ -3,25 +3,54 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from server.core.config import Settings
 from server.core.db import make_engine, make_sessionmaker, utcnow
+from server.core.jsonpos import locate
 from server.policy import repository
 from server.policy.schemas import SimulationCreate
 from server.policy.simulate import proposal_from, replay
 
 
+class ProposalError(Exception):
+    """The proposal file cannot be used; the message is one line naming the file, where, and what."""
+
+
 def load_proposal(path: Path | None, days: int) -> SimulationCreate:
     """Proposed settings from a JSON file shaped like the admin endpoint's body, validated the same way."""
-    raw: dict[str, Any] = json.loads(path.read_text()) if path is not None else {}
-    return SimulationCreate.model_validate({"days": days} | raw)
+    if path is None:
+        return SimulationCreate(days=days)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ProposalError(f"{path}: cannot read the proposal: {reason}") from exc
+    try:
+        raw: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProposalError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
+    if not isinstance(raw, dict):
+        line, column = locate(text, ())
+        raise ProposalError(f"{path}:{line}:{column}: the proposal must be a JSON object, as the API takes")
+    try:
+        return SimulationCreate.model_validate({"days": days} | raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error["loc"]
+        line, column = locate(text, loc)
+        field = ".".join(str(part) for part in loc) or "(the whole proposal)"
+        what = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ProposalError(f"{path}:{line}:{column}: {field}: {what}{more}") from exc
 
 
 def run(
@@ -33,8 +62,12 @@ def run(
     until: datetime | None = None,
 ) -> int:
     """Replay the last `days` with the current and the proposed settings and print both side by side."""
+    try:
+        body = load_proposal(proposal_file, days)
+    except ProposalError as exc:
+        sys.stderr.write(f"nahbar simulate: {exc}\n")
+        return 2
     console = Console()
-    body = load_proposal(proposal_file, days)
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
