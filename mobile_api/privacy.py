@@ -14,11 +14,11 @@ from mobile_api.schemas import (
     ExportDelivery,
     ExportEvent,
     ExportExclusion,
+    ExportPairedDevice,
     ExportProfile,
     ExportPublic,
     ExportPushChannel,
     ExportResponse,
-    ExportTestDevice,
     ExportVisit,
 )
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
@@ -63,7 +63,7 @@ def export_everything(
         decisions=_rows(ExportDecision, data.decisions),
         deliveries=_rows(ExportDelivery, data.deliveries),
         responses=_rows(ExportResponse, data.responses),
-        test_devices=_rows(ExportTestDevice, data.test_devices),
+        test_devices=_rows(ExportPairedDevice, data.test_devices),
     )
 
 

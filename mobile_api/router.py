@@ -10,14 +10,25 @@ from mobile_api import (
     inbox,
     optin,
     pages,
+    paired_device,
     preferences,
     privacy,
     responses,
     sightings,
-    test_device,
 )
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-PARTS = (capabilities, optin, inbox, preferences, channels, responses, privacy, pages, sightings, test_device)
+PARTS = (
+    capabilities,
+    optin,
+    inbox,
+    preferences,
+    channels,
+    responses,
+    privacy,
+    pages,
+    sightings,
+    paired_device,
+)
 for part in PARTS:
     router.include_router(part.router)

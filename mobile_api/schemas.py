@@ -363,7 +363,7 @@ class ExportResponse(BaseModel):
     at: datetime
 
 
-class ExportTestDevice(BaseModel):
+class ExportPairedDevice(BaseModel):
     id: int
     organisation_id: int = Field(description="The charity whose test sends this phone receives")
     label: str
@@ -384,7 +384,7 @@ class ExportPublic(BaseModel):
     decisions: list[ExportDecision]
     deliveries: list[ExportDelivery]
     responses: list[ExportResponse]
-    test_devices: list[ExportTestDevice] = Field(
+    test_devices: list[ExportPairedDevice] = Field(
         description="Charities this phone paired itself with, to receive their test sends"
     )
 

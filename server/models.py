@@ -2,8 +2,7 @@
 
 from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
 from server.audit.models import AuditEntry
-from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
-from server.campaigns.test_send import TestDevice, TestDevicePairingCode
+from server.campaigns.models import Campaign, CampaignSite, CampaignVariant, PairedDevice, PairingCode
 from server.core.db import Base
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -37,7 +36,7 @@ __all__ = [
     "Site",
     "SiteBeacon",
     "Subscriber",
-    "TestDevice",
-    "TestDevicePairingCode",
+    "PairedDevice",
+    "PairingCode",
     "Visit",
 ]

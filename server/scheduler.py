@@ -1,6 +1,7 @@
 """Background jobs (EID rotation, retention purge, ...) on one APScheduler per process, made in the lifespan.
 
-Each domain lists its jobs in its own `tasks.py` as `JOBS`; this module only collects and schedules them.
+Each domain lists its jobs in its own `tasks.py` as `JOBS` (of `server.core.jobs.Job`); this module, above the
+domains, only collects and schedules them.
 Every job must be safe to run in several workers at once (idempotent), until leader election arrives.
 """
 
@@ -8,33 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from server.core.jobs import Job
 from server.core.migrate import SchemaWait
+from server.delivery.tasks import JOBS as delivery_jobs
+from server.presence.tasks import JOBS as presence_jobs
+from server.retention.tasks import JOBS as retention_jobs
 from server.runtime import Runtime
+
+__all__ = ["Job", "start_scheduler"]
 
 log = logging.getLogger("nahbar.scheduler")
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A function of the runtime, run every `every_s` seconds (and once at start when `at_start`)."""
-
-    name: str
-    run: Callable[[Runtime], object]
-    every_s: float
-    at_start: bool = False
-
-
 def _all_jobs() -> list[Job]:
-    # Imported here: each domain's tasks module imports its services, which import the runtime.
-    from server.delivery.tasks import JOBS as delivery_jobs
-    from server.presence.tasks import JOBS as presence_jobs
-    from server.retention.tasks import JOBS as retention_jobs
-
     return [*presence_jobs, *retention_jobs, *delivery_jobs]
 
 

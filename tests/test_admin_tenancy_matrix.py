@@ -11,7 +11,7 @@ import pytest
 from fastapi.routing import iter_route_contexts
 
 from server.app import create_app
-from server.campaigns.test_send import TestDevice
+from server.campaigns.models import PairedDevice
 from tests.admin_world import API, PASSWORD, World, make_world
 from tests.delivery_world import subscriber_of
 from tests.world import opt_in
@@ -158,7 +158,7 @@ def world(client, session, clock) -> World:
     world = make_world(session, clock())
     phones = {side: opt_in(client) for side in world.ids}
     for side, ids in world.ids.items():  # a phone paired as each charity's test device
-        device = TestDevice(
+        device = PairedDevice(
             organisation_id=ids["org_id"], subscriber_id=subscriber_of(session, phones[side]).id, label="t"
         )
         session.add(device)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 import server.models  # noqa: F401 - every domain's tables in Base.metadata
 from server.app import create_app
-from server.campaigns.test_send import TestDevice
+from server.campaigns.models import PairedDevice
 from server.core.db import Base
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -33,7 +33,7 @@ EXPORTED = {
     "decisions": PromptDecision,
     "deliveries": Delivery,
     "responses": PromptResponse,
-    "test_devices": TestDevice,
+    "test_devices": PairedDevice,
 }
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.app import create_app
-from server.campaigns.test_send import TestDevice, TestDevicePairingCode
+from server.campaigns.models import PairedDevice, PairingCode
 from server.core.config import Settings
 from server.core.security import hash_token
 from server.prompts.models import PromptResponse
@@ -223,7 +223,7 @@ def pair_test_device(w: World) -> None:
     # A's pairing code pairs A; B entering the same (now used) code pairs nobody, and B is no test device.
     code, now = "A2B3C4D5E6F7", w.client.app.state.runtime.clock()
     w.session.add(
-        TestDevicePairingCode(
+        PairingCode(
             organisation_id=w.charity.organisation_id,
             code_hash=hash_token(code),
             created_at=now,
@@ -236,7 +236,7 @@ def pair_test_device(w: World) -> None:
     answer = w.client.post("/mobile/v1/me/test-device", json=body, headers=w.b.headers)
     assert (answer.status_code, answer.json()["code"]) == (422, "invalid_pairing_code")
     none_of_a_in(w, answer.text)
-    assert w.count(TestDevice) == 1
+    assert w.count(PairedDevice) == 1
 
 
 def erase(w: World) -> None:

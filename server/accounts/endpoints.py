@@ -19,9 +19,9 @@ from server.accounts.schemas import (
     MePublic,
     PasswordUpdate,
 )
-from server.admin.paging import Page, PageDep
 from server.api.client import client_address
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.api.paging import Page, PageDep
 from server.core import const
 from server.core.const import Role
 from server.core.errors import NahbarError, problem

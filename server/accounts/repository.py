@@ -10,8 +10,8 @@ from sqlalchemy import ColumnElement, CursorResult, delete, false, func, or_, se
 from sqlalchemy.orm import Session
 
 from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
-from server.admin.paging import PageParams, paginate
 from server.core.const import Role
+from server.core.paging import PageParams, paginate
 from server.tenancy.models import AdminUser, Membership
 from server.tenancy.scope import Principal
 

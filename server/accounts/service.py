@@ -10,12 +10,19 @@ from sqlalchemy.orm import Session
 
 from server.accounts import repository
 from server.accounts.models import AdminSession, ApiToken
-from server.admin.errors import CsrfFailed, InsufficientScope, TooManyAttempts
 from server.audit import service as audit
 from server.core import const
 from server.core.config import Settings
 from server.core.const import TokenScope
-from server.core.errors import Conflict, Forbidden, NotFound, Unauthorized
+from server.core.errors import (
+    Conflict,
+    CsrfFailed,
+    Forbidden,
+    InsufficientScope,
+    NotFound,
+    TooManyAttempts,
+    Unauthorized,
+)
 from server.core.security import (
     hash_password,
     hash_token,

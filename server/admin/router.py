@@ -8,13 +8,13 @@ from fastapi import APIRouter
 
 from server.accounts.endpoints import router as accounts_router
 from server.accounts.endpoints import users_router
-from server.admin.support import router as support_router
 from server.audit.endpoints import router as audit_router
 from server.campaigns.endpoints import router as campaigns_router
-from server.campaigns.test_send_endpoints import router as test_send_router
+from server.campaigns.trial_send_endpoints import router as trial_send_router
 from server.core.errors import PROBLEM_JSON
 from server.policy.admin_endpoints import router as policy_router
 from server.policy.admin_simulate import router as simulate_router
+from server.prompts.admin_endpoints import router as support_router
 from server.sites.admin_endpoints import router as sites_router
 from server.tenancy.endpoints import router as tenancy_router
 
@@ -50,6 +50,6 @@ for part in (
     audit_router,
     policy_router,
     simulate_router,
-    test_send_router,
+    trial_send_router,
 ):
     router.include_router(part)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from server.admin.paging import Page, PageDep
 from server.api.deps import CurrentAdmin, SessionDep
+from server.api.paging import Page, PageDep
 from server.audit import repository
 from server.audit.schemas import AuditEntryPublic
 from server.core.const import Role

@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.admin.paging import PageParams, paginate
 from server.audit.models import AuditEntry
 from server.core.const import Role
+from server.core.paging import PageParams, paginate
 from server.tenancy.scope import Principal
 
 AUDIT_SORT = {"id": AuditEntry.id, "at": AuditEntry.at}

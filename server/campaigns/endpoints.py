@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from server.admin.etag import IfMatch, set_etag
-from server.admin.paging import Page, PageDep
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.api.etag import IfMatch, set_etag
+from server.api.paging import Page, PageDep
 from server.campaigns import repository, service
 from server.campaigns.schemas import CampaignCreate, CampaignPublic, CampaignUpdate
 from server.core.const import CampaignKind, CampaignStatus

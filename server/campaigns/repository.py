@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from server.admin.paging import PageParams, paginate
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
+from server.core.paging import PageParams, paginate
 from server.sites.models import Site
 from server.tenancy.scope import Principal
 

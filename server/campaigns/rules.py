@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from server.admin.errors import RuleViolation
 from server.campaigns.models import Campaign, CampaignVariant
 from server.core import const
+from server.core.errors import RuleViolation
 from server.sites.models import Site
 from server.tenancy.models import Organisation, PlatformSettings
 

@@ -7,14 +7,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.admin.errors import PreconditionFailed, RuleViolation
-from server.admin.etag import claim_version, expected_version
 from server.audit import service as audit
 from server.campaigns import repository, rules
 from server.campaigns.models import Campaign, CampaignVariant
 from server.campaigns.schemas import CampaignCreate, CampaignPublic, CampaignUpdate, VariantIn, VariantPublic
 from server.core.const import CampaignStatus, Role
-from server.core.errors import Conflict, NotFound
+from server.core.errors import Conflict, NotFound, PreconditionFailed, RuleViolation
+from server.core.versions import claim_version, expected_version
 from server.tenancy import repository as tenancy
 from server.tenancy.scope import Principal
 

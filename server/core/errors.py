@@ -66,6 +66,41 @@ class PayloadTooLarge(NahbarError):
     code = "payload_too_large"
 
 
+# Failures of the admin API's rules: preconditions, throttling and rule violations.
+
+
+class PreconditionFailed(NahbarError):
+    status = 412
+    code = "precondition_failed"
+
+
+class PreconditionRequired(NahbarError):
+    status = 428
+    code = "precondition_required"
+
+
+class TooManyAttempts(NahbarError):
+    status = 429
+    code = "too_many_attempts"
+
+
+class RuleViolation(NahbarError):
+    """A request that is well-formed but breaks a rule protecting the people prompted (422)."""
+
+    status = 422
+    code = "rule_violation"
+
+
+class InsufficientScope(NahbarError):
+    status = 403
+    code = "insufficient_scope"
+
+
+class CsrfFailed(NahbarError):
+    status = 403
+    code = "csrf_failed"
+
+
 def problem(
     status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from server.core.const import DELIVERY_SWEEP_EVERY_S
+from server.core.jobs import Job
 from server.runtime import Runtime
-from server.scheduler import Job
 
 
 def sweep(runtime: Runtime) -> None:

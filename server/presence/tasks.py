@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from server.core.jobs import Job
 from server.runtime import Runtime
-from server.scheduler import Job
 
 # How often the job looks whether a window turned: a clock comparison when it did not. The tables hold the
 # next window ahead of time, so a rotation up to one window late still resolves every phone on time; this

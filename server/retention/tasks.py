@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.accounts import tasks as accounts_tasks
 from server.core.db import session_scope
+from server.core.jobs import Job
 from server.retention import service
 from server.runtime import Runtime
-from server.scheduler import Job
 
 log = logging.getLogger("nahbar.retention")
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from server.admin.etag import IfMatch, set_etag
-from server.admin.paging import Page, PageDep
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.api.etag import IfMatch, set_etag
+from server.api.paging import Page, PageDep
 from server.sites import admin_repository as repository
 from server.sites import admin_service as service
 from server.sites.admin_schemas import (

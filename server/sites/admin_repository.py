@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.admin.paging import PageParams, paginate
+from server.core.paging import PageParams, paginate
 from server.sites.models import Gateway, Site, SiteBeacon
 from server.tenancy.scope import Principal
 

@@ -7,11 +7,10 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
-from server.admin.errors import RuleViolation
-from server.admin.etag import claim_version
 from server.audit import service as audit
 from server.core.const import Role
-from server.core.errors import Conflict, NotFound
+from server.core.errors import Conflict, NotFound, RuleViolation
+from server.core.versions import claim_version
 from server.sites import admin_repository as repository
 from server.sites.admin_schemas import (
     BeaconCreate,

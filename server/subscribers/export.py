@@ -8,7 +8,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from server.campaigns.test_send import TestDevice
+from server.campaigns.models import PairedDevice
 from server.presence.models import ProximityEvent, Visit
 from server.prompts import repository as prompts
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -36,7 +36,7 @@ class Everything:
     decisions: Sequence[PromptDecision]
     deliveries: Sequence[Delivery]
     responses: Sequence[PromptResponse]
-    test_devices: Sequence[TestDevice]
+    test_devices: Sequence[PairedDevice]
 
 
 def everything(session: Session, subscriber: Subscriber) -> Everything:

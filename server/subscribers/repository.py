@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from server.campaigns.test_send import TestDevice
+from server.campaigns.models import PairedDevice
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.sites.models import Site
@@ -148,10 +148,10 @@ def visits(session: Session, subscriber_id: uuid.UUID) -> Sequence[Visit]:
     ).all()
 
 
-def test_devices(session: Session, subscriber_id: uuid.UUID) -> Sequence[TestDevice]:
+def test_devices(session: Session, subscriber_id: uuid.UUID) -> Sequence[PairedDevice]:
     """The charities this phone paired itself with to receive their test sends."""
     return session.scalars(
-        select(TestDevice).where(TestDevice.subscriber_id == subscriber_id).order_by(TestDevice.id)
+        select(PairedDevice).where(PairedDevice.subscriber_id == subscriber_id).order_by(PairedDevice.id)
     ).all()
 
 
@@ -172,7 +172,7 @@ def erase(session: Session, subscriber_id: uuid.UUID, now: datetime) -> None:
     session.execute(delete(Visit).where(Visit.subscriber_id == subscriber_id))
     session.execute(delete(PushChannel).where(PushChannel.subscriber_id == subscriber_id))
     session.execute(delete(Exclusion).where(Exclusion.subscriber_id == subscriber_id))
-    session.execute(delete(TestDevice).where(TestDevice.subscriber_id == subscriber_id))
+    session.execute(delete(PairedDevice).where(PairedDevice.subscriber_id == subscriber_id))
     end_active_consents(session, subscriber_id, now)
     session.execute(
         update(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id).values(subscriber_id=None)

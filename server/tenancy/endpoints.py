@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from server.accounts import repository as accounts
 from server.accounts.repository import record_attempt, roles_of
 from server.accounts.schemas import MembershipBrief, MePublic
-from server.admin.etag import IfMatch, set_etag
-from server.admin.paging import Page, PageDep
 from server.api.client import client_address
 from server.api.deps import CurrentAdmin, OrganisationId, RuntimeDep, SessionDep
+from server.api.etag import IfMatch, set_etag
+from server.api.paging import Page, PageDep
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
 from server.tenancy import repository, service

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.accounts.models import Invite
-from server.admin.paging import PageParams, paginate
 from server.core.const import Role
+from server.core.paging import PageParams, paginate
 from server.tenancy.models import AdminUser, Membership, Organisation, PlatformSettings
 from server.tenancy.scope import Principal
 

@@ -11,14 +11,13 @@ from sqlalchemy.orm import Session
 from server.accounts import repository as accounts
 from server.accounts.models import Invite
 from server.accounts.service import check_lockout
-from server.admin.errors import RuleViolation
-from server.admin.etag import claim_version
 from server.audit import service as audit
 from server.core import const
 from server.core.config import Settings
 from server.core.const import Role
-from server.core.errors import Conflict, Forbidden, Gone, NotFound
+from server.core.errors import Conflict, Forbidden, Gone, NotFound, RuleViolation
 from server.core.security import hash_password, hash_token, new_token, verify_password
+from server.core.versions import claim_version
 from server.tenancy import repository
 from server.tenancy.models import AdminUser, Membership, Organisation, PlatformSettings
 from server.tenancy.schemas import (

@@ -1,4 +1,5 @@
-"""Optimistic concurrency for admin updates: ETags from `version` columns, If-Match, compare-and-set.
+"""Optimistic concurrency for admin updates, the services' side: ETags from `version` columns, If-Match,
+compare-and-set.
 
 The rule: every PATCH or DELETE of an object that has an ETag (organisations, memberships, sites, campaigns,
 the platform settings) needs If-Match; none gets 428, a stale one 412. Campaign status changes take it when
@@ -8,27 +9,16 @@ revoked or deleted, which two admins cannot overwrite.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Header, Response
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
-from server.admin.errors import PreconditionFailed, PreconditionRequired
+from server.core.errors import PreconditionFailed, PreconditionRequired
 
 
 def etag(version: int) -> str:
     return f'"v{version}"'
-
-
-def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
-
-
-IfMatch = Annotated[
-    str | None,
-    Header(description="The ETag from the last read; a stale one gets 412, none gets 428."),
-]
 
 
 def expected_version(if_match: str | None) -> int:

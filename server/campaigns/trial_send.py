@@ -1,4 +1,5 @@
-"""Test sends: an editor sees a campaign's variant on a real phone, and only on a phone that asked for it.
+"""Trial sends ("test sends" in the API and to the charity): an editor sees a campaign's variant on a
+real phone, and only on a phone that asked for it.
 
 A subscriber becomes an organisation's test device only by its own act: the app enters a one-time pairing
 code an editor created (shown once, stored hashed, valid for 15 minutes). A test send then goes to that
@@ -14,13 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from server.audit import service as audit
-from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
+from server.campaigns.models import Campaign, CampaignSite, CampaignVariant, PairedDevice, PairingCode
 from server.core.const import Outcome, Role
-from server.core.db import Base, utcnow
 from server.core.errors import NahbarError, NotFound
 from server.core.security import hash_token
 from server.prompts.deliveries import create_deliveries
@@ -34,39 +34,6 @@ PAIRING_TTL: Final = timedelta(minutes=15)
 # Typed on a phone: no 0/O or 1/I/L. 12 characters of 31 are 59 bits, single-use and short-lived.
 _ALPHABET: Final = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 TEST_REASON: Final = "test_send"
-
-
-class TestDevicePairingCode(Base):
-    __tablename__ = "test_device_pairing_codes"
-    __test__ = False  # not a pytest class
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    organisation_id: Mapped[int] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
-    )
-    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("admin_users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column()
-    used_at: Mapped[datetime | None] = mapped_column()
-
-
-class TestDevice(Base):
-    """A subscriber that paired itself with an organisation to receive its test sends."""
-
-    __tablename__ = "test_devices"
-    __test__ = False  # not a pytest class
-    __table_args__ = (UniqueConstraint("organisation_id", "subscriber_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    organisation_id: Mapped[int] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
-    )
-    subscriber_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
-    )
-    label: Mapped[str] = mapped_column(String(60))
-    paired_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class InvalidPairingCode(NahbarError):
@@ -89,7 +56,7 @@ def issue_code(session: Session, principal: Principal, org_id: int, now: datetim
     """A one-time code (editors); only its hash is kept, so this is the one time it is shown."""
     principal.require(org_id, Role.EDITOR)
     code = "".join(secrets.choice(_ALPHABET) for _ in range(12))
-    row = TestDevicePairingCode(
+    row = PairingCode(
         organisation_id=org_id,
         code_hash=hash_token(code),
         created_by=principal.user_id,
@@ -102,24 +69,22 @@ def issue_code(session: Session, principal: Principal, org_id: int, now: datetim
     return IssuedCode(code, row.expires_at)
 
 
-def pair(session: Session, subscriber: Subscriber, code: str, label: str, now: datetime) -> TestDevice:
+def pair(session: Session, subscriber: Subscriber, code: str, label: str, now: datetime) -> PairedDevice:
     """The phone's own act: with a valid code it becomes the code's organisation's test device."""
     normalised = code.replace("-", "").replace(" ", "").upper()
     row = session.scalars(
-        select(TestDevicePairingCode)
-        .where(TestDevicePairingCode.code_hash == hash_token(normalised))
-        .with_for_update()
+        select(PairingCode).where(PairingCode.code_hash == hash_token(normalised)).with_for_update()
     ).one_or_none()
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise InvalidPairingCode("This pairing code is unknown, used or expired; ask for a new one.")
     row.used_at = now
     device = session.scalars(
-        select(TestDevice).where(
-            TestDevice.organisation_id == row.organisation_id, TestDevice.subscriber_id == subscriber.id
+        select(PairedDevice).where(
+            PairedDevice.organisation_id == row.organisation_id, PairedDevice.subscriber_id == subscriber.id
         )
     ).one_or_none()
     if device is None:
-        device = TestDevice(organisation_id=row.organisation_id, subscriber_id=subscriber.id, paired_at=now)
+        device = PairedDevice(organisation_id=row.organisation_id, subscriber_id=subscriber.id, paired_at=now)
         session.add(device)
     device.label = label
     session.flush()
@@ -130,18 +95,18 @@ def organisation_name(session: Session, org_id: int) -> str:
     return session.scalars(select(Organisation.name).where(Organisation.id == org_id)).one()
 
 
-def devices(session: Session, principal: Principal, org_id: int) -> list[TestDevice]:
+def devices(session: Session, principal: Principal, org_id: int) -> list[PairedDevice]:
     """The organisation's test devices, oldest first."""
     principal.require(org_id, Role.VIEWER)
     return list(
         session.scalars(
-            select(TestDevice).where(TestDevice.organisation_id == org_id).order_by(TestDevice.id)
+            select(PairedDevice).where(PairedDevice.organisation_id == org_id).order_by(PairedDevice.id)
         )
     )
 
 
-def _device(session: Session, org_id: int, device_id: int) -> TestDevice:
-    device = session.get(TestDevice, device_id)
+def _device(session: Session, org_id: int, device_id: int) -> PairedDevice:
+    device = session.get(PairedDevice, device_id)
     if device is None or device.organisation_id != org_id:
         raise NotFound("No such test device in this organisation.")
     return device

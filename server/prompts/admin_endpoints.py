@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from server.admin import support_repository as repository
-from server.admin.paging import Page, PageDep
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
+from server.api.paging import Page, PageDep
 from server.core.const import ChannelKind, DeliveryStatus, Outcome
 from server.core.security import pseudonym
+from server.prompts import admin_repository as repository
 from server.prompts.models import PromptDecision
 
 router = APIRouter(tags=["admin: support"])

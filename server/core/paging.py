@@ -1,37 +1,20 @@
-"""Lists in the admin API: limit/offset pages, a whitelisted sort and the page envelope."""
+"""Lists: limit/offset pages over a whitelisted sort, and the page envelope (repositories use these)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from server.admin.errors import RuleViolation
-from server.core import const
+from server.core.errors import RuleViolation
 
 
 class PageParams(BaseModel):
     limit: int
     offset: int
     sort: str | None
-
-
-def page_params(
-    limit: Annotated[int, Query(ge=1, le=const.ADMIN_PAGE_MAX, description="Items per page")] = (
-        const.ADMIN_PAGE_DEFAULT
-    ),
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
-    sort: Annotated[
-        str | None, Query(max_length=40, description="A field name; prefix '-' for descending, e.g. -id")
-    ] = None,
-) -> PageParams:
-    return PageParams(limit=limit, offset=offset, sort=sort)
-
-
-PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 T = TypeVar("T")

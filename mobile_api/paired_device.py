@@ -9,14 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
 from server.api.ratelimit import PairingRateLimit
-from server.campaigns import test_send
+from server.campaigns import trial_send
 from server.core.text import NOT_BLANK, not_blank
 
 router = APIRouter()
 
 
-class TestDevicePairing(BaseModel):
-    __test__ = False  # not a pytest class
+class PairingCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=8, max_length=20, description="The code the charity's editor was shown")
@@ -25,9 +24,7 @@ class TestDevicePairing(BaseModel):
     _trimmed = field_validator("label")(not_blank)
 
 
-class TestDevicePaired(BaseModel):
-    __test__ = False
-
+class PairedDevicePublic(BaseModel):
     id: int
     organisation: str
     paired_at: datetime
@@ -36,7 +33,7 @@ class TestDevicePaired(BaseModel):
 @router.post(
     "/me/test-device",
     status_code=201,
-    response_model=TestDevicePaired,
+    response_model=PairedDevicePublic,
     operation_id="mobile_pair_test_device",
     responses={
         422: {"description": "The code is unknown, used or expired (invalid_pairing_code)"},
@@ -44,16 +41,16 @@ class TestDevicePaired(BaseModel):
     },
 )
 def pair_test_device(
-    body: TestDevicePairing,
+    body: PairingCreate,
     subscriber: CurrentDevice,
     session: SessionDep,
     runtime: RuntimeDep,
     _limit: PairingRateLimit,
-) -> TestDevicePaired:
+) -> PairedDevicePublic:
     """Receive this charity's test sends on this phone: only a code its editor was given pairs it."""
-    device = test_send.pair(session, subscriber, body.code, body.label, runtime.clock())
-    return TestDevicePaired(
+    device = trial_send.pair(session, subscriber, body.code, body.label, runtime.clock())
+    return PairedDevicePublic(
         id=device.id,
-        organisation=test_send.organisation_name(session, device.organisation_id),
+        organisation=trial_send.organisation_name(session, device.organisation_id),
         paired_at=device.paired_at,
     )

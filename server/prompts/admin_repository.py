@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
-from server.admin.errors import RuleViolation
-from server.admin.paging import PageParams
+from server.core.errors import RuleViolation
+from server.core.paging import PageParams
 from server.prompts.models import Delivery, PromptDecision
 from server.sites.models import Site
 from server.tenancy.scope import Principal

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.api.deps import CurrentAdmin, OrganisationId, RuntimeDep, SessionDep
-from server.campaigns import test_send
+from server.campaigns import trial_send
+from server.campaigns.models import PairedDevice
 
 router = APIRouter(prefix="/organisations/{org_id}", tags=["admin: test sends"])
 
@@ -19,23 +20,18 @@ class PairingCodePublic(BaseModel):
     expires_at: datetime
 
 
-class TestDevicePublic(BaseModel):
-    __test__ = False  # not a pytest class
-
+class PairedDeviceListItem(BaseModel):
     id: int
     organisation_id: int
     label: str
     paired_at: datetime
 
 
-class TestDevicesPublic(BaseModel):
-    __test__ = False
-
-    items: list[TestDevicePublic]
+class PairedDevicesPublic(BaseModel):
+    items: list[PairedDeviceListItem]
 
 
-class TestSendCreate(BaseModel):
-    __test__ = False
+class TrialSendCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     test_device_id: int = Field(ge=1)
@@ -51,17 +47,15 @@ class TestSendCreate(BaseModel):
         return self
 
 
-class TestSendPublic(BaseModel):
-    __test__ = False
-
+class TrialSendPublic(BaseModel):
     decision_id: int
     variant_id: int
     language: str
     channels: list[str] = Field(description="Where it goes: the inbox and each of the phone's push channels")
 
 
-def _public(device: test_send.TestDevice) -> TestDevicePublic:
-    return TestDevicePublic(
+def _public(device: PairedDevice) -> PairedDeviceListItem:
+    return PairedDeviceListItem(
         id=device.id, organisation_id=device.organisation_id, label=device.label, paired_at=device.paired_at
     )
 
@@ -76,16 +70,16 @@ def create_pairing_code(
     org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
 ) -> PairingCodePublic:
     """A one-time code, valid 15 minutes, that makes the phone entering it a test device (editors)."""
-    issued = test_send.issue_code(session, principal, org_id, runtime.clock())
+    issued = trial_send.issue_code(session, principal, org_id, runtime.clock())
     return PairingCodePublic(code=issued.code, expires_at=issued.expires_at)
 
 
-@router.get("/test-devices", response_model=TestDevicesPublic, operation_id="admin_list_test_devices")
+@router.get("/test-devices", response_model=PairedDevicesPublic, operation_id="admin_list_test_devices")
 def list_test_devices(
     org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep
-) -> TestDevicesPublic:
+) -> PairedDevicesPublic:
     """The phones that paired themselves as this organisation's test devices."""
-    return TestDevicesPublic(items=[_public(d) for d in test_send.devices(session, principal, org_id)])
+    return PairedDevicesPublic(items=[_public(d) for d in trial_send.devices(session, principal, org_id)])
 
 
 @router.delete("/test-devices/{test_device_id}", status_code=204, operation_id="admin_remove_test_device")
@@ -97,27 +91,27 @@ def remove_test_device(
     runtime: RuntimeDep,
 ) -> Response:
     """The phone gets no more test sends (editors)."""
-    test_send.remove(session, principal, org_id, test_device_id, runtime.clock())
+    trial_send.remove(session, principal, org_id, test_device_id, runtime.clock())
     return Response(status_code=204)
 
 
 @router.post(
     "/campaigns/{campaign_id}/test-send",
     status_code=201,
-    response_model=TestSendPublic,
+    response_model=TrialSendPublic,
     operation_id="admin_test_send_campaign",
 )
 def send_test(
     org_id: OrganisationId,
     campaign_id: int,
-    body: TestSendCreate,
+    body: TrialSendCreate,
     principal: CurrentAdmin,
     session: SessionDep,
     runtime: RuntimeDep,
-) -> TestSendPublic:
+) -> TrialSendPublic:
     """The campaign's variant to one test device, as a real prompt would go (inbox and push) but counted by
     no cap and no statistic (editors)."""
-    sent = test_send.send(
+    sent = trial_send.send(
         session,
         principal,
         org_id,
@@ -127,7 +121,7 @@ def send_test(
         runtime.clock(),
         timedelta(seconds=runtime.settings.prompt_ttl_seconds),
     )
-    return TestSendPublic(
+    return TrialSendPublic(
         decision_id=sent.decision.id,
         variant_id=sent.variant.id,
         language=sent.variant.language,

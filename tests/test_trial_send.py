@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from server.app import create_app
 from server.audit.models import AuditEntry
-from server.campaigns import test_send
+from server.campaigns import trial_send
 from server.core.config import Settings
 from server.prompts.models import PromptDecision, PromptResponse
 from tests.admin_world import API, add_user, signed_in
@@ -207,6 +207,6 @@ def test_viewers_get_403_and_other_charities_404(charities, app_client):
 def test_pairing_codes_are_stored_hashed_and_expire_in_15_minutes(charities, session, clock):
     code = charities.code()
     session.expire_all()
-    [row] = session.scalars(select(test_send.TestDevicePairingCode)).all()
+    [row] = session.scalars(select(trial_send.PairingCode)).all()
     assert code not in row.code_hash
     assert row.expires_at == clock() + timedelta(minutes=15)
