@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from server.core.const import EventKind
+from server.core.datetimes import ApiDatetime
 
 MAX_BATCH = 500
 
@@ -19,7 +20,7 @@ class EventIn(BaseModel):
     id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Idempotency key")
     kind: EventKind
     eid: str = Field(pattern=r"^[0-9a-f]{16}$", description="The 8-byte Eddystone-EID, lowercase hex")
-    observed_at: AwareDatetime
+    observed_at: ApiDatetime
     rssi: float | None = Field(default=None, ge=-127, le=20, description="Smoothed RSSI, dBm")
     distance_m: float | None = Field(default=None, ge=0, le=500)
     dwell_s: float = Field(default=0, ge=0, le=86_400)
