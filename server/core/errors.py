@@ -133,7 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = str(exc.detail)
         if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:  # a body that is not even text
             detail = "The request body could not be read; send JSON encoded as UTF-8."
-        return problem(exc.status_code, code, detail, headers=exc.headers)  # e.g. Allow on a 405
+        return problem(exc.status_code, code, detail, headers=dict(exc.headers or {}))  # e.g. Allow on a 405
 
     async def on_data_error(_request: Request, exc: Exception) -> JSONResponse:
         # A value the database cannot hold in its column's type, such as an id past 2^31 - 1 in a path or
