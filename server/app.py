@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from mobile_api.router import router as mobile_router
 from server.admin.router import router as admin_router
+from server.api.headers import SecurityHeaders
 from server.api.health import router as health_router
 from server.api.limits import BodySizeLimit
 from server.core.config import Settings, get_settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost of ours: the 413 above gets nosniff too
     for router in (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router):
         app.include_router(router)
     return app
