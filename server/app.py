@@ -22,6 +22,8 @@ from server.prompts.landing import router as landing_router
 from server.runtime import Runtime, system_clock
 from server.scheduler import start_scheduler
 from server.sites.endpoints import router as enrol_router
+from server.web.invite import router as web_router
+from server.web.templating import STATIC_PATH, static_files
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock) -> FastAPI:
@@ -60,6 +62,16 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)  # outermost of ours: the 413 above gets nosniff too
-    for router in (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router):
+    routers = (
+        health_router,
+        enrol_router,
+        events_router,
+        mobile_router,
+        admin_router,
+        landing_router,
+        web_router,
+    )
+    for router in routers:
         app.include_router(router)
+    app.mount(STATIC_PATH, static_files(), name="admin-static")
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from server.accounts import repository as accounts
 from server.accounts.repository import record_attempt, roles_of
@@ -15,8 +16,9 @@ from server.admin.paging import Page, PageDep
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
+from server.runtime import Runtime
 from server.tenancy import repository, service
-from server.tenancy.models import Membership
+from server.tenancy.models import AdminUser, Membership
 from server.tenancy.schemas import (
     InviteAccept,
     InviteCreate,
@@ -218,6 +220,24 @@ def revoke_invite(
     )
 
 
+def redeem_invite(
+    session: Session, runtime: Runtime, request: Request, token: str, password: str
+) -> AdminUser | NahbarError:
+    """Accept an invite (this API and the /admin/invite page). A failure is returned, not raised, so that the
+    request's transaction still commits what must stay: a wrong password counted towards the lockout."""
+    now = runtime.clock()
+    try:
+        user, _member = service.accept_invite(session, token, password, now, runtime.settings)
+    except NahbarError as exc:
+        # Undo the claim on the invite, but keep a wrong password counted towards the account's lockout.
+        session.rollback()
+        if isinstance(exc, service.WrongInvitePassword):
+            client = request.client.host if request.client else "unknown"
+            record_attempt(session, exc.email, client, False, now)
+        return exc
+    return user
+
+
 @router.post(
     "/invites/accept",
     response_model=MePublic,
@@ -230,16 +250,9 @@ def revoke_invite(
 )
 def accept_invite(body: InviteAccept, request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Redeem a one-time invite (no login needed: the token is the credential); then log in."""
-    now = runtime.clock()
-    try:
-        user, _member = service.accept_invite(session, body.token, body.password, now, runtime.settings)
-    except NahbarError as exc:
-        # Undo the claim on the invite, but keep a wrong password counted towards the account's lockout.
-        session.rollback()
-        if isinstance(exc, service.WrongInvitePassword):
-            client = request.client.host if request.client else "unknown"
-            record_attempt(session, exc.email, client, False, now)
-        return problem(exc.status, exc.code, exc.detail, **exc.extra)
+    user = redeem_invite(session, runtime, request, body.token, body.password)
+    if isinstance(user, NahbarError):
+        return problem(user.status, user.code, user.detail, **user.extra)
     roles = roles_of(session, user.id)
     me = MePublic(
         id=user.id,
