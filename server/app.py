@@ -14,6 +14,7 @@ from server.admin.router import router as admin_router
 from server.api.headers import SecurityHeaders
 from server.api.health import router as health_router
 from server.api.limits import BodySizeLimit
+from server.api.openapi import install_openapi
 from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
 from server.delivery.service import Outbox
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)  # outermost of ours: the 413 above gets nosniff too
     routers = (

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -15,6 +16,26 @@ PROBLEM_JSON = "application/problem+json"
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 MAX_ERRORS_IN_DETAIL = 3  # the rest are in `errors`; a detail stays a sentence
 log = logging.getLogger("nahbar.errors")
+
+
+class ProblemFieldError(BaseModel):
+    field: str = Field(description="Where, e.g. `events[3].observed_at` or `query.since`")
+    message: str = Field(description="What is wrong with it")
+
+
+class ProblemDetails(BaseModel):
+    """Every error answer (RFC 9457 problem+json): branch on `code`, show `detail` to a person."""
+
+    model_config = ConfigDict(extra="allow")  # some problems add fields, e.g. current_etag, retry hints
+
+    type: str = Field(description="A URI naming the kind of problem")
+    title: str
+    status: int = Field(description="The HTTP status again")
+    code: str = Field(description="Stable, e.g. validation_failed, not_found, precondition_failed")
+    detail: str = Field(description="What went wrong and what to do, in words a person can act on")
+    errors: list[ProblemFieldError] | None = Field(
+        default=None, description="The fields at fault (validation_failed, malformed_json)"
+    )
 
 
 class NahbarError(Exception):

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from server.api.deps import GatewayCredentials, RuntimeDep, gateway_at_site, gateway_token
 from server.core.errors import PROBLEM_JSON, validation_detail
 from server.presence import service
-from server.presence.schemas import BatchResult, EventBatchIn
+from server.presence.schemas import BatchProblem, BatchResult, EventBatchIn
 from server.runtime import Runtime
 
 router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
@@ -22,7 +22,10 @@ router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
     "/events",
     response_model=BatchResult,
     operation_id="gateway_post_events",
-    responses={422: {"description": "Some items were rejected; the valid ones were stored (see body)"}},
+    responses={
+        422: {"model": BatchProblem, "description": "Some items were rejected; the valid ones were stored"},
+        503: {"description": "The server is still loading opted-in phones' keys; resend shortly"},
+    },
 )
 async def post_events(
     batch: EventBatchIn, credentials: GatewayCredentials, runtime: RuntimeDep

@@ -56,6 +56,7 @@ def list_organisations(
     status_code=201,
     response_model=OrganisationPublic,
     operation_id="admin_create_organisation",
+    responses={409: {"description": "The slug is taken (conflict)"}},
 )
 def create_organisation(
     body: OrganisationCreate,
@@ -146,6 +147,7 @@ def get_member(
     "/organisations/{org_id}/members/{membership_id}",
     response_model=MembershipPublic,
     operation_id="admin_update_member",
+    responses={409: {"description": "The organisation's last owner cannot be demoted (conflict)"}},
 )
 def update_member(
     org_id: int,
@@ -166,7 +168,10 @@ def update_member(
 
 
 @router.delete(
-    "/organisations/{org_id}/members/{membership_id}", status_code=204, operation_id="admin_remove_member"
+    "/organisations/{org_id}/members/{membership_id}",
+    status_code=204,
+    operation_id="admin_remove_member",
+    responses={409: {"description": "The organisation's last owner cannot be removed (conflict)"}},
 )
 def remove_member(
     org_id: int,
