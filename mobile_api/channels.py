@@ -54,7 +54,10 @@ def list_push_channels(subscriber: CurrentDevice, session: SessionDep) -> PushCh
     response_model=PushChannelPublic,
     status_code=201,
     operation_id="mobile_add_push_channel",
-    responses={200: {"description": "The same endpoint was registered before; its keys were updated"}},
+    responses={
+        200: {"description": "The same endpoint was registered before; its keys were updated"},
+        409: {"description": "This phone has as many push channels as allowed (too_many_push_channels)"},
+    },
 )
 def add_push_channel(
     body: PushChannelCreate, subscriber: CurrentDevice, session: SessionDep, response: Response

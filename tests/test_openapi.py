@@ -29,6 +29,7 @@ CONFLICTS = {
     "admin_create_beacon",
     "admin_disable_user",
     "gateway_enroll",
+    "mobile_add_push_channel",
 }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+_SQLITE_OVERFLOW = "too large to convert to SQLite INTEGER"
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 MAX_ERRORS_IN_DETAIL = 3  # the rest are in `errors`; a detail stays a sentence
 log = logging.getLogger("nahbar.errors")
@@ -165,7 +166,15 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "value_out_of_range", "A value in the request is out of range for what it refers to."
         )
 
+    async def on_overflow(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite's driver cannot bind an integer past 64 bits (an id like 2^70 in a path or filter), where
+        # PostgreSQL answers with the DataError above. Any other overflow is a bug of ours: a 500.
+        if _SQLITE_OVERFLOW not in str(exc):
+            raise exc
+        return await on_data_error(request, exc)
+
     app.add_exception_handler(NahbarError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(DataError, on_data_error)
+    app.add_exception_handler(OverflowError, on_overflow)
