@@ -167,8 +167,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_overflow(request: Request, exc: Exception) -> JSONResponse:
-        # SQLite's driver cannot bind an integer past 64 bits (an id like 2^70 in a path or filter), where
-        # PostgreSQL answers with the DataError above. Any other overflow is a bug of ours: a 500.
+        # SQLite's driver cannot even bind an integer past 64 bits (an id like 2^70 in a path or filter): the
+        # same refusal as PostgreSQL's DataError above. Any other overflow is a bug of ours: still a 500.
         if _SQLITE_OVERFLOW not in str(exc):
             raise exc
         return await on_data_error(request, exc)
