@@ -56,7 +56,10 @@ def list_push_channels(subscriber: CurrentDevice, session: SessionDep) -> PushCh
     operation_id="mobile_add_push_channel",
     responses={
         200: {"description": "The same endpoint was registered before; its keys were updated"},
-        409: {"description": "channel_not_enabled: this server cannot push to this kind of channel"},
+        409: {
+            "description": "channel_not_enabled: this server cannot push to this kind of channel; "
+            "too_many_push_channels: this phone has as many push channels as allowed"
+        },
         422: {"description": "Invalid, or push_endpoint_not_public: a Web Push endpoint off the internet"},
     },
 )

@@ -12,7 +12,13 @@ from server.subscribers import service as subscribers
 router = APIRouter()
 
 
-@router.post("/optin", response_model=OptInPublic, status_code=201, operation_id="mobile_opt_in")
+@router.post(
+    "/optin",
+    response_model=OptInPublic,
+    status_code=201,
+    operation_id="mobile_opt_in",
+    responses={429: {"description": "Too many opt-ins from this address; see Retry-After (rate_limited)"}},
+)
 def opt_in(
     body: OptInCreate, session: SessionDep, runtime: RuntimeDep, _limit: OptInRateLimit
 ) -> OptInPublic:

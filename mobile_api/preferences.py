@@ -81,7 +81,10 @@ def list_exclusions(subscriber: CurrentDevice, session: SessionDep) -> Exclusion
     response_model=ExclusionPublic,
     status_code=201,
     operation_id="mobile_add_exclusion",
-    responses={200: {"description": "You had excluded it already; the existing exclusion"}},
+    responses={
+        200: {"description": "You had excluded it already; the existing exclusion"},
+        404: {"description": "No site or charity has that id (not_found)"},
+    },
 )
 def add_exclusion(
     body: ExclusionCreate, subscriber: CurrentDevice, session: SessionDep, response: Response

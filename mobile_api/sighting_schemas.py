@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Final
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mobile_api.schemas import PromptPublic
 from server.core.const import EventKind
+from server.core.datetimes import ApiDatetime
 
 MAX_SIGHTING_BYTES: Final = 4_096  # one sighting is ~300 bytes; anything near this is not a sighting
 
@@ -30,7 +31,7 @@ class SightingCreate(BaseModel):
     minor: int | None = Field(
         default=None, ge=0, le=65_535, description="Accepted for convenience; not stored or used"
     )
-    observed_at: AwareDatetime = Field(description="When the phone saw it, with a UTC offset")
+    observed_at: ApiDatetime = Field(description="When the phone saw it, with a UTC offset")
     rssi: float | None = Field(default=None, ge=-127, le=20, description="RSSI, dBm, if the app ranged it")
     dwell_s: float = Field(default=0, ge=0, le=86_400, description="Seconds inside the region so far")
 

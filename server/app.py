@@ -15,9 +15,11 @@ from server.admin.router import router as admin_router
 from server.api.accesslog import AccessLog
 from server.api.admission import Admission
 from server.api.docs import router as docs_router
+from server.api.headers import SecurityHeaders
 from server.api.health import router as health_router
 from server.api.home import router as home_router
 from server.api.limits import BodySizeLimit
+from server.api.openapi import install_openapi
 from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
 from server.delivery.providers import PushOffer
@@ -27,6 +29,8 @@ from server.prompts.landing import router as landing_router
 from server.runtime import Runtime, system_clock
 from server.scheduler import start_scheduler
 from server.sites.endpoints import router as enrol_router
+from server.web.invite import router as web_router
+from server.web.templating import STATIC_PATH, static_files
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = system_clock) -> FastAPI:
@@ -67,18 +71,31 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
+    install_openapi(app)
     # Added first, so it runs inside the body limit: a body is capped before admission buffers it.
     app.add_middleware(
         Admission, slots=settings.max_concurrent_requests, wait_s=settings.request_queue_seconds
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)  # the 413 above gets nosniff too
     # Outermost, so that it logs what the client got, refusals of the size limit included.
     app.add_middleware(
         AccessLog,
         log_client_addresses=settings.log_client_addresses,
         trusted_proxies=settings.trusted_proxies,
     )
-    routers = (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router)
-    for router in (*routers, docs_router, home_router):
+    routers = (
+        health_router,
+        enrol_router,
+        events_router,
+        mobile_router,
+        admin_router,
+        landing_router,
+        web_router,
+        docs_router,
+        home_router,
+    )
+    for router in routers:
         app.include_router(router)
+    app.mount(STATIC_PATH, static_files(), name="admin-static")
     return app

@@ -11,7 +11,6 @@ from server.accounts.endpoints import users_router
 from server.audit.endpoints import router as audit_router
 from server.campaigns.endpoints import router as campaigns_router
 from server.campaigns.trial_send_endpoints import router as trial_send_router
-from server.core.errors import PROBLEM_JSON
 from server.policy.admin_endpoints import router as policy_router
 from server.policy.admin_simulate import router as simulate_router
 from server.prompts.admin_endpoints import router as support_router
@@ -21,22 +20,19 @@ from server.tenancy.endpoints import router as tenancy_router
 ADMIN_PREFIX = "/admin/api/v1"
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": {"type": "object"}}}}
-
-
-# Every admin answer but the happy one is RFC 9457 problem+json with a stable `code`.
+# Every admin answer but the happy one is RFC 9457 problem+json with a stable `code` (server/api/openapi.py
+# documents each as ProblemDetails, and adds 412/428 where a route takes If-Match).
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Not logged in, or the session or token has ended (code: unauthorized)"),
-    403: _problem(
-        "Logged in but not allowed: role, token scope or CSRF (forbidden, insufficient_scope, csrf_failed)"
-    ),
-    404: _problem("No such object, or it belongs to another organisation (not_found)"),
-    412: _problem("If-Match names an older version; read again and retry (precondition_failed)"),
-    422: _problem(
-        "Invalid request or a broken rule; `errors` names the fields (validation_failed, rule_violation)"
-    ),
-    428: _problem("The update needs If-Match with the ETag last read (precondition_required)"),
+    401: {"description": "Not logged in, or the session or token has ended (unauthorized)"},
+    403: {
+        "description": "Logged in but not allowed: role, token scope or CSRF "
+        "(forbidden, insufficient_scope, csrf_failed)"
+    },
+    404: {"description": "No such object, or it belongs to another organisation (not_found)"},
+    422: {
+        "description": "Invalid request or a broken rule; `errors` names the fields "
+        "(validation_failed, rule_violation)"
+    },
 }
 
 router = APIRouter(prefix=ADMIN_PREFIX, responses=PROBLEMS)

@@ -12,7 +12,7 @@ from typing import Final
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from server.api.page_headers import page_headers
+from server.api.headers import html_headers
 from server.core.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -54,7 +54,7 @@ def docs(request: Request) -> HTMLResponse:
 </body>
 </html>
 """
-    return HTMLResponse(page, headers=page_headers(CSP))
+    return HTMLResponse(page, headers=html_headers(f"{CSP}; base-uri 'none'") | {"Cache-Control": "no-cache"})
 
 
 @router.get("/docs/assets/{name}")

@@ -20,7 +20,16 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", operation_id="readyz", response_model=None)
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    response_model=None,
+    responses={
+        503: {
+            "description": "Not ready: database_unreachable, migrations_pending or eid_index_loading",
+        }
+    },
+)
 def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
     """The database answers, its schema is at the newest migration, and the EID index is loaded."""
     try:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 
-from server.api.page_headers import page_headers
+from server.api.headers import html_headers
 
 router = APIRouter(include_in_schema=False)
 
@@ -111,5 +111,9 @@ def home(
         f'<p><a href="{root}/?lang={other}" lang="{other}" hreflang="{other}">{TEXTS[other]["other"]}</a></p>'
         "</main></body></html>"
     )
-    headers = page_headers(CSP) | {"Content-Language": language, "Vary": "Accept-Language"}
+    headers = (
+        html_headers(f"{CSP}; base-uri 'none'")
+        | {"Cache-Control": "no-cache"}
+        | {"Content-Language": language, "Vary": "Accept-Language"}
+    )
     return HTMLResponse(page, headers=headers)

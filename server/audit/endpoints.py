@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,6 +11,7 @@ from server.api.paging import Page, PageDep
 from server.audit import repository
 from server.audit.schemas import AuditEntryPublic
 from server.core.const import Role
+from server.core.datetimes import ApiDatetime
 from server.core.errors import Forbidden
 
 router = APIRouter(tags=["admin: audit"])
@@ -25,7 +25,7 @@ def list_audit(
     organisation_id: Annotated[int | None, Query(description="Only this organisation's")] = None,
     entity: Annotated[str | None, Query(max_length=64, description="e.g. campaign, site, gateway")] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="Only entries at or after this time")] = None,
+    since: Annotated[ApiDatetime | None, Query(description="Only entries at or after this time")] = None,
 ) -> Page[AuditEntryPublic]:
     """The audit trail of the organisations the caller owns (everything, for the operator)."""
     if organisation_id is not None:

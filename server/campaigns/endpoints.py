@@ -18,6 +18,9 @@ router = APIRouter(prefix="/campaigns", tags=["admin: campaigns"])
 _RULES: dict[int | str, dict[str, Any]] = {
     422: {"description": "A rule protecting the people prompted is broken; `errors` says which"}
 }
+_ENDED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "An ended campaign cannot change, nor can a campaign move to that status (conflict)"}
+}
 
 
 @router.get("", response_model=Page[CampaignPublic], operation_id="admin_list_campaigns")
@@ -74,7 +77,10 @@ def get_campaign(
 
 
 @router.patch(
-    "/{campaign_id}", response_model=CampaignPublic, operation_id="admin_update_campaign", responses=_RULES
+    "/{campaign_id}",
+    response_model=CampaignPublic,
+    operation_id="admin_update_campaign",
+    responses=_RULES | _ENDED,
 )
 def update_campaign(
     campaign_id: int,
@@ -121,6 +127,6 @@ for _action in _STATUS_DOCS:
         methods=["POST"],
         response_model=CampaignPublic,
         operation_id=f"admin_{_action}_campaign",
-        responses=_RULES,
+        responses=_RULES | _ENDED,
         summary=f"{_action.capitalize()} a campaign",
     )

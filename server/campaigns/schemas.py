@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from server.core import const
 from server.core.const import CampaignKind, CampaignStatus
+from server.core.datetimes import ApiDatetime
 from server.core.text import NOT_BLANK, not_blank
 
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
@@ -35,8 +36,8 @@ class VariantPublic(VariantIn):
 class _CampaignFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: ApiDatetime | None = None
+    ends_at: ApiDatetime | None = None
     daily_from: HHMM | None = Field(default=None, description="Local time at the site, with daily_until")
     daily_until: HHMM | None = None
     cta_url: str | None = Field(

@@ -55,6 +55,8 @@ class IssuedCode:
 def issue_code(session: Session, principal: Principal, org_id: int, now: datetime) -> IssuedCode:
     """A one-time code (editors); only its hash is kept, so this is the one time it is shown."""
     principal.require(org_id, Role.EDITOR)
+    if session.get(Organisation, org_id) is None:  # the operator passes require() for any id
+        raise NotFound("No such organisation, or it is not yours.")
     code = "".join(secrets.choice(_ALPHABET) for _ in range(12))
     row = PairingCode(
         organisation_id=org_id,

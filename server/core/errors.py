@@ -8,12 +8,36 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+_SQLITE_OVERFLOW = "too large to convert to SQLite INTEGER"
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+MAX_ERRORS_IN_DETAIL = 3  # the rest are in `errors`; a detail stays a sentence
 log = logging.getLogger("nahbar.errors")
+
+
+class ProblemFieldError(BaseModel):
+    field: str = Field(description="Where, e.g. `events[3].observed_at` or `query.since`")
+    message: str = Field(description="What is wrong with it")
+
+
+class ProblemDetails(BaseModel):
+    """Every error answer (RFC 9457 problem+json): branch on `code`, show `detail` to a person."""
+
+    model_config = ConfigDict(extra="allow")  # some problems add fields, e.g. current_etag, retry hints
+
+    type: str = Field(description="A URI naming the kind of problem")
+    title: str
+    status: int = Field(description="The HTTP status again")
+    code: str = Field(description="Stable, e.g. validation_failed, not_found, precondition_failed")
+    detail: str = Field(description="What went wrong and what to do, in words a person can act on")
+    errors: list[ProblemFieldError] | None = Field(
+        default=None, description="The fields at fault (validation_failed, malformed_json)"
+    )
 
 
 class NahbarError(Exception):
@@ -124,6 +148,26 @@ def validation_errors(errors: Any) -> list[dict[str, str]]:
     return [{"field": field_path(e["loc"]), "message": e["msg"]} for e in errors]
 
 
+def validation_detail(errors: list[dict[str, str]], lead: str = "Invalid request") -> str:
+    """`Invalid request: events[0].rssi: Input should be a valid number.`, the first few errors in full."""
+    shown = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:MAX_ERRORS_IN_DETAIL])
+    more = len(errors) - MAX_ERRORS_IN_DETAIL
+    return f"{lead}: {shown}" + (f"; and {more} more (see errors)." if more > 0 else ".")
+
+
+def malformed_json_detail(error: dict[str, Any], document: Any) -> str:
+    """`Malformed JSON at line 1, column 28: Expecting ',' delimiter.` from FastAPI's json_invalid error."""
+    loc = error.get("loc") or ()
+    position = loc[-1] if loc and isinstance(loc[-1], int) else None
+    reason = str((error.get("ctx") or {}).get("error") or "not valid JSON")
+    if position is None or not isinstance(document, str):
+        return f"Malformed JSON in the request body: {reason}."
+    # As the json module counts: lines from 1, columns from 1.
+    line = document.count("\n", 0, position) + 1
+    column = position - document.rfind("\n", 0, position)
+    return f"Malformed JSON at line {line}, column {column}: {reason}."
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NahbarError)
@@ -131,14 +175,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        malformed = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if malformed is not None:
+            # The body is not JSON at all: a 400 that says where, not a field named by a character offset.
+            detail = malformed_json_detail(malformed, exc.body)
+            return problem(400, "malformed_json", detail, errors=[{"field": "body", "message": detail}])
         errors = validation_errors(exc.errors())
-        names = ", ".join(sorted({e["field"] for e in errors}))
-        return problem(422, "validation_failed", f"Invalid request: check {names}.", errors=errors)
+        return problem(422, "validation_failed", validation_detail(errors), errors=errors)
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail))
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        detail = str(exc.detail)
+        if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:  # a body that is not even text
+            detail = "The request body could not be read; send JSON encoded as UTF-8."
+        return problem(exc.status_code, code, detail, headers=dict(exc.headers or {}))  # e.g. Allow on a 405
 
     async def on_data_error(_request: Request, exc: Exception) -> JSONResponse:
         # A value the database cannot hold in its column's type, such as an id past 2^31 - 1 in a path or
@@ -167,9 +220,17 @@ def install_error_handlers(app: FastAPI) -> None:
             retry_after_s=2,
         )
 
+    async def on_overflow(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite's driver cannot even bind an integer past 64 bits (an id like 2^70 in a path or filter): the
+        # same refusal as PostgreSQL's DataError above. Any other overflow is a bug of ours: still a 500.
+        if _SQLITE_OVERFLOW not in str(exc):
+            raise exc
+        return await on_data_error(request, exc)
+
     app.add_exception_handler(NahbarError, on_domain_error)
     app.add_exception_handler(OperationalError, on_database_unavailable)
     app.add_exception_handler(PoolTimeout, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(DataError, on_data_error)
+    app.add_exception_handler(OverflowError, on_overflow)

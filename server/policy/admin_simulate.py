@@ -13,6 +13,7 @@ from server.core.errors import NotFound
 from server.policy import repository
 from server.policy.schemas import SimulationCreate, SimulationPublic
 from server.policy.simulate import compare, proposal_from
+from server.tenancy.service import visible_organisation
 
 router = APIRouter(tags=["admin: policy"])
 
@@ -30,6 +31,7 @@ def simulate_policy(
     """What the last days would have looked like at this charity's sites with the proposed settings, next to
     what the current settings decide; every person's caps still count prompts from other charities."""
     principal.require(org_id, Role.EDITOR)
+    visible_organisation(principal, session, org_id)  # the operator passes require() for any id: 404, not 500
     own_sites = repository.organisation_sites(session, org_id)
     own_campaigns = repository.organisation_campaigns(session, org_id)
     foreign = sorted(set(body.campaigns) - own_campaigns)

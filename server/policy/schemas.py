@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.core.datetimes import ApiDatetime
+
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
@@ -34,8 +36,8 @@ class CampaignProposal(BaseModel):
 
     status: str | None = Field(default=None, pattern="^(active|paused|ended)$")
     priority: int | None = Field(default=None, ge=-100, le=100)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: ApiDatetime | None = None
+    ends_at: ApiDatetime | None = None
     daily_from: HHMM | None = None
     daily_until: HHMM | None = None
     daily_budget: int | None = Field(default=None, ge=0, le=1_000_000)

@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import GatewayCredentials, RuntimeDep, gateway_at_site, gateway_token
-from server.core.errors import PROBLEM_JSON
+from server.core.errors import PROBLEM_JSON, validation_detail
 from server.presence import service
-from server.presence.schemas import BatchResult, EventBatchIn
+from server.presence.schemas import BatchProblem, BatchResult, EventBatchIn
 from server.runtime import Runtime
 
 router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
@@ -21,7 +21,10 @@ router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
     "/events",
     response_model=BatchResult,
     operation_id="gateway_post_events",
-    responses={422: {"description": "Some items were rejected; the valid ones were stored (see body)"}},
+    responses={
+        422: {"model": BatchProblem, "description": "Some items were rejected; the valid ones were stored"},
+        503: {"description": "The server is still loading opted-in phones' keys; resend shortly"},
+    },
 )
 async def post_events(
     batch: EventBatchIn, credentials: GatewayCredentials, runtime: RuntimeDep
@@ -46,14 +49,15 @@ def _post_events(runtime: Runtime, token: str, events: list[dict[str, Any]]) -> 
     if not result.rejected:
         # Already a validated model: answered as is, without FastAPI validating it again.
         return JSONResponse(result.model_dump(mode="json"))
-    fields = ", ".join(e.field for r in result.rejected for e in r.errors)
+    errors = [{"field": e.field, "message": e.message} for r in result.rejected for e in r.errors]
     body = {
         "type": "https://nahbar.org/problems/validation_failed",
         "title": "validation failed",
         "status": 422,
         "code": "validation_failed",
-        "detail": f"{len(result.rejected)} of {len(events)} events rejected ({fields}); "
-        "the others were stored.",
+        "detail": validation_detail(
+            errors, f"{len(result.rejected)} of {len(events)} events rejected (the others were stored)"
+        ),
         **result.model_dump(mode="json"),
     }
     return JSONResponse(body, status_code=422, media_type=PROBLEM_JSON)

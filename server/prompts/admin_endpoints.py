@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.api.paging import Page, PageDep
 from server.core.const import ChannelKind, DeliveryStatus, Outcome
+from server.core.datetimes import ApiDatetime
 from server.core.security import pseudonym
 from server.prompts import admin_repository as repository
 from server.prompts.models import PromptDecision
@@ -65,8 +66,8 @@ def list_decisions(
     campaign_id: Annotated[int | None, Query()] = None,
     outcome: Annotated[Outcome | None, Query()] = None,
     reason: Annotated[str | None, Query(max_length=32, description="A reason code, e.g. quiet_hours")] = None,
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
+    since: Annotated[ApiDatetime | None, Query(description="Only decisions at or after this time")] = None,
+    until: Annotated[ApiDatetime | None, Query(description="Only decisions before this time")] = None,
 ) -> Page[DecisionPublic]:
     """Why people at the caller's sites were or were not prompted (newest first)."""
     rows, total = repository.decisions(

@@ -103,6 +103,7 @@ def list_beacons(site_id: int, principal: CurrentAdmin, session: SessionDep) -> 
     status_code=201,
     response_model=BeaconPublic,
     operation_id="admin_create_beacon",
+    responses={409: {"description": "The site already has that beacon (conflict)"}},
     tags=["admin: sites"],
 )
 def create_beacon(

@@ -21,7 +21,15 @@ from server.sites.schemas import (
 router = APIRouter(prefix="/gateway/v1", tags=["gateway"])
 
 
-@router.post("/enroll", response_model=EnrolmentPublic, operation_id="gateway_enroll")
+@router.post(
+    "/enroll",
+    response_model=EnrolmentPublic,
+    operation_id="gateway_enroll",
+    responses={
+        401: {"description": "Unknown or used enrolment code (unauthorized)"},
+        409: {"description": "The enrolment code has expired; ask for a new one (conflict)"},
+    },
+)
 def enroll(body: EnrolmentCreate, session: SessionDep, runtime: RuntimeDep) -> EnrolmentPublic:
     """Exchange a one-time enrolment code for this gateway's bearer token (shown once)."""
     gateway, token = service.enrol(session, body.code, runtime.clock())

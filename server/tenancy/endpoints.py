@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from server.accounts import repository as accounts
 from server.accounts.repository import record_attempt, roles_of
@@ -16,8 +17,9 @@ from server.api.etag import IfMatch, set_etag
 from server.api.paging import Page, PageDep
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
+from server.runtime import Runtime
 from server.tenancy import repository, service
-from server.tenancy.models import Membership
+from server.tenancy.models import AdminUser, Membership
 from server.tenancy.schemas import (
     InviteAccept,
     InviteCreate,
@@ -55,6 +57,7 @@ def list_organisations(
     status_code=201,
     response_model=OrganisationPublic,
     operation_id="admin_create_organisation",
+    responses={409: {"description": "The slug is taken (conflict)"}},
 )
 def create_organisation(
     body: OrganisationCreate,
@@ -150,6 +153,7 @@ def get_member(
     "/organisations/{org_id}/members/{membership_id}",
     response_model=MembershipPublic,
     operation_id="admin_update_member",
+    responses={409: {"description": "The organisation's last owner cannot be demoted (conflict)"}},
 )
 def update_member(
     org_id: OrganisationId,
@@ -170,7 +174,10 @@ def update_member(
 
 
 @router.delete(
-    "/organisations/{org_id}/members/{membership_id}", status_code=204, operation_id="admin_remove_member"
+    "/organisations/{org_id}/members/{membership_id}",
+    status_code=204,
+    operation_id="admin_remove_member",
+    responses={409: {"description": "The organisation's last owner cannot be removed (conflict)"}},
 )
 def remove_member(
     org_id: OrganisationId,
@@ -227,6 +234,24 @@ def revoke_invite(
     )
 
 
+def redeem_invite(
+    session: Session, runtime: Runtime, request: Request, token: str, password: str
+) -> AdminUser | NahbarError:
+    """Accept an invite (this API and the /admin/invite page). A failure is returned, not raised, so that the
+    request's transaction still commits what must stay: a wrong password counted towards the lockout."""
+    now = runtime.clock()
+    try:
+        user, _member = service.accept_invite(session, token, password, now, runtime.settings)
+    except NahbarError as exc:
+        # Undo the claim on the invite, but keep a wrong password counted towards the account's lockout.
+        session.rollback()
+        if isinstance(exc, service.WrongInvitePassword):
+            client = client_address(request, runtime.settings.trusted_proxies)
+            record_attempt(session, exc.email, client, False, now)
+        return exc
+    return user
+
+
 @router.post(
     "/invites/accept",
     response_model=MePublic,
@@ -239,16 +264,9 @@ def revoke_invite(
 )
 def accept_invite(body: InviteAccept, request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Redeem a one-time invite (no login needed: the token is the credential); then log in."""
-    now = runtime.clock()
-    try:
-        user, _member = service.accept_invite(session, body.token, body.password, now, runtime.settings)
-    except NahbarError as exc:
-        # Undo the claim on the invite, but keep a wrong password counted towards the account's lockout.
-        session.rollback()
-        if isinstance(exc, service.WrongInvitePassword):
-            client = client_address(request, runtime.settings.trusted_proxies)
-            record_attempt(session, exc.email, client, False, now)
-        return problem(exc.status, exc.code, exc.detail, **exc.extra)
+    user = redeem_invite(session, runtime, request, body.token, body.password)
+    if isinstance(user, NahbarError):
+        return problem(user.status, user.code, user.detail, **user.extra)
     roles = roles_of(session, user.id)
     me = MePublic(
         id=user.id,
