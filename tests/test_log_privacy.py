@@ -68,6 +68,7 @@ def test_no_personal_data_reaches_the_logs_on_a_whole_way_through(tmp_path, sqli
                 NAHBAR_VAPID_PRIVATE_KEY=pem,
                 NAHBAR_VAPID_SUBJECT=SUBJECT,
                 NAHBAR_COOKIE_SECURE="false",  # the admin session cookie over plain http on loopback
+                NAHBAR_ALLOW_PRIVATE_PUSH_HOSTS="true",  # the push service is on loopback
             ) as server,
             httpx.Client(
                 base_url=server.url, transport=httpx.HTTPTransport(local_address=CLIENT_ADDRESS)
@@ -97,7 +98,7 @@ def test_no_personal_data_reaches_the_logs_on_a_whole_way_through(tmp_path, sqli
             secret["subscriber id"] = str(subscriber.id)
             secret["subscriber id hex"] = subscriber.id.hex
             secret["subscriber id prefix"] = subscriber.id.hex[:8]
-            secret["pseudonym"] = pseudonym(TEST_SECRET, subscriber.id.bytes)
+            secret["pseudonym"] = pseudonym(TEST_SECRET, charity.organisation_id, subscriber.id)
 
             # Channels through the API (a Web Push one withdrawn again), and one at the local push service.
             listed = web_push(f"https://push.example.net/wpush/v2/{secrets.token_urlsafe(24)}")
@@ -108,13 +109,14 @@ def test_no_personal_data_reaches_the_logs_on_a_whole_way_through(tmp_path, sqli
             assert removed.status_code == 204
             secret["fcm token"] = secrets.token_urlsafe(48)
             fcm = {"kind": "fcm", "token": secret["fcm token"]}
+            # FCM and APNs are not configured here: the refusal (409) must not log the token either.
             assert (
-                http.post("/mobile/v1/me/push-channels", json=fcm, headers=phone.headers).status_code == 201
+                http.post("/mobile/v1/me/push-channels", json=fcm, headers=phone.headers).status_code == 409
             )
             secret["apns token"] = secrets.token_hex(32)
             apns = {"kind": "apns", "token": secret["apns token"], "environment": "sandbox"}
             assert (
-                http.post("/mobile/v1/me/push-channels", json=apns, headers=phone.headers).status_code == 201
+                http.post("/mobile/v1/me/push-channels", json=apns, headers=phone.headers).status_code == 409
             )
             secret["pushed endpoint path"] = f"/wpush/{secrets.token_urlsafe(24)}"
             secret["pushed endpoint"] = peer.url + secret["pushed endpoint path"]
