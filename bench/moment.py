@@ -39,9 +39,19 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from beacon_agent.tracker import HANDOVER_GAP_S
-from bench.delivery import SECRET, database, free_port, noon_zone, percentile
+from bench.delivery import SECRET, database, free_port, noon_zone
 from bench.moment_peers import Exchange, Push, PushService, Relay, Subscription, make_tls
-from bench.street import HALF_PATH_M, SPEED, Phone, Street, Walk, distance_for, mean_rssi, plan
+from bench.street import (
+    ADVERT_INTERVAL_S,
+    HALF_PATH_M,
+    SPEED,
+    Phone,
+    Street,
+    Walk,
+    distance_for,
+    mean_rssi,
+    plan,
+)
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 BIN: Final = Path(sys.executable).parent  # the venv's console scripts: nahbar, beacon-agent
@@ -290,7 +300,9 @@ def gateway(relay_url: str, code: str, bus: str, folder: Path) -> Iterator[Path]
 
 
 @contextmanager
-def world(walkers: int, stoppers: int, spread_s: float) -> Iterator[World]:
+def world(
+    walkers: int, stoppers: int, spread_s: float, interval_s: float, loss: float, rssi_delta: int
+) -> Iterator[World]:
     from tests.bluez_mock import MockBlueZ
 
     folder = Path(tempfile.mkdtemp(prefix="nahbar-moment-"))
@@ -318,7 +330,7 @@ def world(walkers: int, stoppers: int, spread_s: float) -> Iterator[World]:
             _wait(bluez.scanning, 30, "the agent's scan")
             _wait(lambda: any(e.path.endswith("/config") for e in relay.snapshot()), 30, "the gateway config")
             time.sleep(0.5)  # the config applied
-            street = Street(bluez, phones)
+            street = Street(bluez, phones, interval_s, loss, rssi_delta)
             stack.callback(street.close)
             yield World(url, base, zone, push, relay, street, phones, subscribers, capped, quiet, pid, log)
     finally:
@@ -350,10 +362,12 @@ def decisions(url: str) -> list[dict[str, Any]]:
     return rows
 
 
-def measure(walkers: int, stoppers: int, spread_s: float) -> dict[str, Any]:
+def measure(
+    walkers: int, stoppers: int, spread_s: float, interval_s: float, loss: float, rssi_delta: int = 0
+) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     began = time.monotonic()
-    with world(walkers, stoppers, spread_s) as w:
+    with world(walkers, stoppers, spread_s, interval_s, loss, rssi_delta) as w:
         setup_s = time.monotonic() - began
         w.street.open()
         if not w.street.wait(w.street.duration + 30):
@@ -376,6 +390,11 @@ def measure(walkers: int, stoppers: int, spread_s: float) -> dict[str, Any]:
             "dbus_calls": w.street.calls,
             "late_ticks": w.street.late_ticks,
             "adverts": sum(len(p.adverts) for p in w.phones),
+            "missed": w.street.missed,
+            "rssi_delta": rssi_delta,
+            "unsignalled": w.street.unsignalled,
+            "interval_s": interval_s,
+            "loss": loss,
             "zone": w.zone,
             "load": [load_before, os.getloadavg()[0]],
             "agent_warnings": [
@@ -448,7 +467,7 @@ def _person(
     # When the person's mean RSSI reached the enter threshold, walking in (the tracker's smoothing lags it).
     lateral = walk.lateral_m
     reach = distance_for(ENTER_RSSI)
-    crossing = opened + walk.start + (HALF_PATH_M - (reach**2 - lateral**2) ** 0.5) / SPEED
+    physical = opened + walk.start + (HALF_PATH_M - (reach**2 - lateral**2) ** 0.5) / SPEED
     first_eid = next(iter(phone.eids), None)
     person: dict[str, Any] = {
         "events": [
@@ -466,25 +485,32 @@ def _person(
     }
     if enter is not None and first_advert is not None:
         person["first_advert_to_enter_posted_s"] = posted[enter["id"]].received - first_advert
-        person["rssi_crossing_to_enter_observed_s"] = _stamp(enter["observed_at"]) - crossing
+        person["rssi_crossing_to_enter_observed_s"] = _stamp(enter["observed_at"]) - physical
         # A new EID entering this soon after it first appeared, when it is not the phone's first, may be a
         # present phone's next EID after a rotation: the tracker holds such an enter for HANDOVER_WAIT_S.
         age = _stamp(enter["observed_at"]) - phone.eids[enter["eid"]]
         person["enter_held_at_rotation"] = enter["eid"] != first_eid and age < HANDOVER_GAP_S
     decided = next((r for r in rows if r["outcome"] == "prompted"), None)
-    if decided is None:
+    if decided is None or enter is None:
         return person
     event = next((e for e in events if e["id"] == decided["idempotency_key"]), None)
     if event is None:
         return person
     observed = _stamp(event["observed_at"])
     exchange = posted[event["id"]]
-    sent = [t for t, _ in phone.adverts if t <= observed]
-    advert = sent[-1] if sent else observed
+    deciding = _sent_before(phone, observed)
+    # The advert that crossed the campaign's threshold: the one the first enter was made on (walk-by), or the
+    # first one at or past 15 s after it (at the door). A later deciding event (a rotation re-timed the
+    # mark) counts against the moment, as the person feels it.
+    entered = _sent_before(phone, _stamp(enter["observed_at"]))
+    crossing = entered
+    if walk.kind == "stopper":
+        crossing = next((t for t, _ in phone.adverts if t >= entered + MIN_DWELL_S), deciding)
     person |= {
         "mark_event": event["kind"],
         "mark_dwell_s": event.get("dwell_s", 0.0),
-        "advert_to_observed_s": observed - advert,
+        "crossing_to_deciding_advert_s": deciding - crossing,
+        "advert_to_observed_s": observed - deciding,
         "observed_to_posted_s": exchange.received - observed,
         "posted_to_server_s": _stamp(decided["received_at"]) - exchange.received,
         "posted_to_answered_s": exchange.answered - exchange.received,
@@ -492,34 +518,48 @@ def _person(
     }
     if push is not None:
         along = walk.along(push.arrived - opened)
+        distance = walk.distance(push.arrived - opened)
+        # The same from physics rather than from the agent's crossing advert: from the moment the walker's
+        # mean RSSI reached the enter threshold, or from 15 s after the enter's advert at the door.
+        due = physical if walk.kind == "walker" else entered + MIN_DWELL_S
         person |= {
-            "advert_to_push_s": push.arrived - advert,
+            "due_to_push_s": push.arrived - due,
+            "advert_to_push_s": push.arrived - crossing,
             "posted_to_push_s": push.arrived - exchange.received,
             "answered_to_push_s": push.arrived - exchange.answered,
             "urgency": push.urgency,
             "along_m_at_push": along,
-            "in_range_at_push": along is not None
-            and mean_rssi(walk.distance(push.arrived - opened) or 1e9) >= EXIT_RSSI,
+            "in_range_at_push": distance is not None and mean_rssi(distance) >= EXIT_RSSI,
         }
     return person
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "count": len(values),
-        "p50": percentile(values, 50),
-        "p95": percentile(values, 95),
-        "max": max(values) if values else float("nan"),
-    }
+def _sent_before(phone: Phone, at: float) -> float:
+    """When the street sent the phone's last advert at or before `at` (the agent stamps what it hears)."""
+    sent = [t for t, _ in phone.adverts if t <= at]
+    return sent[-1] if sent else at
 
 
 def main(argv: list[str]) -> int:
+    # SIGTERM ends the run as Ctrl-C does: through the cleanups (processes, the database).
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m bench.moment")
     parser.add_argument("--walkers", type=int, default=WALKERS)
     parser.add_argument("--stoppers", type=int, default=STOPPERS)
     parser.add_argument("--spread", type=float, default=SPREAD_S, help="seconds over which people arrive")
+    parser.add_argument(
+        "--interval", type=float, default=ADVERT_INTERVAL_S, help="phones' advertising interval, s"
+    )
+    parser.add_argument("--loss", type=float, default=0.0, help="share of adverts the gateway does not hear")
+    parser.add_argument(
+        "--rssi-delta",
+        type=int,
+        default=0,
+        help="BlueZ signals no RSSI change smaller than this (dB); 8 passive",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.walkers, args.stoppers, args.spread), default=str))
+    figures = measure(args.walkers, args.stoppers, args.spread, args.interval, args.loss, args.rssi_delta)
+    print(json.dumps(figures, default=str))
     return 0
 
 

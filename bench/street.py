@@ -26,7 +26,9 @@ SPEED: Final = 1.4  # m/s: walking pace
 HALF_PATH_M: Final = 25.0  # heard from 25 m before the door to 25 m past it (about -90 dBm mean)
 PAVEMENT_M: Final = 2.5  # a walker's path from the window
 DOOR_M: Final = 1.5  # where someone who stops stands, from the gateway
-ADVERT_INTERVAL_S: Final = 0.1  # what the app asks for (Android ADVERTISE_MODE_LOW_LATENCY: 100 ms)
+ADVERT_INTERVAL_S: Final = (
+    0.1  # by default: Android's INTERVAL_LOW / ADVERTISE_MODE_LOW_LATENCY, about 100 ms
+)
 ADVERT_DELAY_S: Final = 0.01  # the random 0-10 ms advDelay the Bluetooth spec adds to every interval
 TICK_S: Final = 0.02  # the adverts due within a tick go to BlueZ in one D-Bus call
 # The Eddystone frame's ranging data: the power at 0 m, 41 dB above the 1 m figure (as the tracker reads it).
@@ -94,6 +96,7 @@ class Phone:
     next_advert: float = 0.0
     _eid: tuple[int, bytes] | None = None
     sent_eid: bytes = b""  # the EID BlueZ has for the device now
+    reported: int = 0  # the RSSI BlueZ last signalled for the device
     adverts: list[tuple[float, int]] = field(default_factory=list)  # (wall-clock time sent, RSSI)
     eids: dict[str, float] = field(default_factory=dict)  # EID (hex) -> when it was first advertised
 
@@ -125,9 +128,26 @@ def plan(walkers: int, stoppers: int, spread_s: float, seed: int) -> list[Walk]:
 class Street:
     """Drives the phones' advertisements into BlueZ from a thread, in real time."""
 
-    def __init__(self, bluez: MockBlueZ, phones: list[Phone], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        bluez: MockBlueZ,
+        phones: list[Phone],
+        interval_s: float = ADVERT_INTERVAL_S,
+        loss: float = 0.0,
+        rssi_delta: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._bluez = bluez
         self.phones = phones
+        self.interval_s = interval_s
+        self.loss = (
+            loss  # the share of adverts the gateway does not hear (scan duty cycle, channel, collision)
+        )
+        self.missed = 0
+        # BlueZ signals an RSSI change of less than this much as nothing (src/device.c device_set_rssi: 8 dB
+        # unless a client's discovery filter is active, then 0, every advert).
+        self.rssi_delta = rssi_delta
+        self.unsignalled = 0
         self._clock = clock
         self.opened_at = 0.0
         self.calls = 0
@@ -177,9 +197,12 @@ class Street:
         for phone in self.phones:
             if phone.next_advert > now:
                 continue
-            phone.next_advert += ADVERT_INTERVAL_S + phone.rng.uniform(0.0, ADVERT_DELAY_S)
+            phone.next_advert += self.interval_s + phone.rng.uniform(0.0, ADVERT_DELAY_S)
             distance = phone.walk.distance(now - self.opened_at)
             if distance is None:
+                continue
+            if self.loss and phone.rng.random() < self.loss:
+                self.missed += 1
                 continue
             rssi = phone.reading(distance)
             current = phone.eid_at(now)
@@ -190,6 +213,7 @@ class Street:
                 phone.path = self._bluez.add_device(address, rssi, service_data=frame)
                 self._by_path[phone.path] = phone
                 phone.sent_eid = current
+                phone.reported = rssi
                 phone.adverts.append((sent, rssi))
                 self.calls += 1
                 continue
@@ -197,6 +221,10 @@ class Street:
                 self._bluez.set_service_data(phone.path, frame)
                 phone.sent_eid = current
                 self.calls += 1
+            elif self.rssi_delta and abs(rssi - phone.reported) < self.rssi_delta:
+                self.unsignalled += 1
+                continue
+            phone.reported = rssi
             batch.append((phone.path, rssi))
         if batch:
             sent = self._clock()
