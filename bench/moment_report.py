@@ -171,7 +171,8 @@ def section(f: dict[str, Any], v: dict[str, Any]) -> str:
 
 Run on {report.today()} on {report.machine()}. Command: `.venv/bin/python -m bench moment` (part of `make
 bench`; about two minutes); the run alone, as JSON: `.venv/bin/python -m bench.moment` (`--walkers`,
-`--stoppers`, `--spread` for a smaller street while developing).
+`--stoppers`, `--spread` for a smaller street while developing; `--interval`, `--loss`, `--rssi-delta` for
+slower phones, unheard adverts and BlueZ's 8 dB RSSI rule, see `firmware_notes/latency.md`).
 
 **What runs**: BlueZ faked with python-dbusmock's bluez5 template on a private system bus
 (`tests/bluez_mock.py`); the real `beacon-agent run` (the installed console script, its state directory
