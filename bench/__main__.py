@@ -1,4 +1,5 @@
-"""`python -m bench [agent ...]`: run the benchmarks, print a summary, write their sections of the doc."""
+"""`python -m bench [agent eid policy delivery moment]`: run the benchmarks (all by default), print a summary,
+write their sections of the doc."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench import report
+from bench.agent_dense import run as agent_dense
 from bench.agent_throughput import Throughput, measure
 from bench.delivery import run as delivery
 from bench.mix import FOREIGN_PARTS, PARTS
+from bench.moment_report import run as moment
 from bench.policy import run as policy
 
 EID_ROTATION_TARGET_S: Final = 5.0  # one rotation of the EID table for 1,000,000 subscribers (issue 4)
@@ -274,7 +277,14 @@ startup until the index can answer.
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (all by default); exit 1 when a target was missed."""
-    benchmarks = {"agent": agent, "eid": eid_table, "policy": policy, "delivery": delivery}
+    benchmarks = {
+        "agent": agent,
+        "agent-dense": agent_dense,
+        "eid": eid_table,
+        "policy": policy,
+        "delivery": delivery,
+        "moment": moment,
+    }
     names = argv or list(benchmarks)
     unknown = [name for name in names if name not in benchmarks]
     if unknown:

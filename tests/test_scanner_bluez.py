@@ -145,6 +145,22 @@ async def test_rssi_and_data_changes_reach_the_callback(bluez: MockBlueZ, mode: 
     assert [now for *_, now in heard.adverts] == sorted(now for *_, now in heard.adverts)
 
 
+async def test_a_batch_of_advertisements_reaches_the_callback_one_by_one(bluez: MockBlueZ) -> None:
+    """`advertise` (what the moment benchmark drives its street with) is one PropertiesChanged per device."""
+    heard = Heard()
+    other = bytes.fromhex("fedcba9876543210")
+    async with running(fast_scanner(heard)):
+        await wait_until(bluez.scanning, what="the scan to start")
+        first = bluez.add_device(PHONE, -80, service_data=eddystone_eid(EID))
+        second = bluez.add_device(BEACON, -90, service_data=eddystone_eid(other))
+        await wait_until(lambda: len(heard.adverts) == 2, what="both phones")
+        bluez.advertise([(first, -70), (second, -85), (first, -62)])
+        await wait_until(lambda: len(heard.adverts) == 5, what="three advertisements from one call")
+
+    assert heard.rssis_of(frames.EddystoneEID(eid=EID, tx_power=-20)) == [-80, -70, -62]
+    assert heard.rssis_of(frames.EddystoneEID(eid=other, tx_power=-20)) == [-90, -85]
+
+
 @BOTH_MODES
 async def test_bluez_going_away_and_coming_back_is_recovered(bluez: MockBlueZ, mode: str) -> None:
     heard = Heard()
