@@ -43,11 +43,15 @@ INFINITY: Final = float("inf")
 HANDOVER_WINDOW_S: Final = 15.0
 HANDOVER_WAIT_S: Final = 1.5
 HANDOVER_GAP_S: Final = 1.2
+HANDOVER_RECENT_S: Final = 5.0  # first heard longer ago, an EID that enters now came closer: no new EID
 HANDOVER_MIN_AGE_S: Final = (
     3.0  # an EID seen for less than this is no phone's previous one (one-off sightings)
 )
 MIN_READINGS: Final = 3  # one reading, however strong, is no presence (a reflection, a burst of noise)
 HANDOVER_MAX_PRESENT: Final = 256
+SETTLE_EVERY_S: Final = 0.1
+HANDOVER_RSSI_DB: Final = 10.0  # a new EID continues a silent one only if their smoothed RSSI are this close
+HANDOVER_DB_PER_S: Final = 10.0  # pairing cost: a second between old and new counts as much as 10 dB
 # Tracks a tick looks at, at most: when many came due at once (all first heard in the same second, after a
 # start) the rest is looked at in the next ticks, so a tick stays short; their exits come that much later.
 TICK_BUDGET: Final = 4_096  # beyond this many present phones nobody can tell them apart: enter
@@ -142,6 +146,7 @@ class Tracker:
         "_cancelled",
         "_marks",
         "_pending",
+        "_settle_at",
         "_present",
         "_q",
         "_r",
@@ -175,6 +180,7 @@ class Tracker:
         self._batch = 0  # counts drains
         self._present: set[bytes] = set()
         self._pending: list[bytes] = []  # present EIDs whose enter waits (near a rotation)
+        self._settle_at = -INFINITY
         # Timer wheel: the tracks to look at in each second; a tick costs what comes due, not all tracked.
         self._wheel: dict[int, list[_Track]] = {}
         self._wheel_next: int | None = None
@@ -264,7 +270,8 @@ class Tracker:
                 self._dwell(eid, track, now)
         elif track.rssi >= self._enter:
             self._begin(eid, track, now)
-        if self._pending and now - self._tracks_first_pending() >= HANDOVER_WAIT_S:
+        if self._pending and now >= self._settle_at:
+            self._settle_at = now + SETTLE_EVERY_S  # near a turn only; not on every advertisement
             self._settle_pending(now)
 
     def _first_readings(self, eid: bytes, tx_power: int, rssi: float, now: float) -> _Track | None:
@@ -349,45 +356,76 @@ class Tracker:
     # --- a phone's next EID ----------------------------------------------------------------------------
 
     def _may_be_next_eid(self, track: _Track, now: float) -> bool:
-        """Whether this new presence could be a present phone's next EID: it appeared near a rotation and
-        another EID is present."""
-        if track.first_seen < now - HANDOVER_GAP_S or len(self._present) <= 1:
+        """Whether this new presence could be a present phone's next EID: it was first heard moments ago,
+        near a rotation, and a present EID fell silent just before."""
+        if track.first_seen < now - HANDOVER_RECENT_S or len(self._present) <= 1:
             return False  # known for a while (it came closer), or nobody else is here
         if len(self._present) > HANDOVER_MAX_PRESENT:
             return False
         period = self._config.rotation_s
         offset = track.first_seen % period
-        return min(offset, period - offset) <= HANDOVER_WINDOW_S
+        return min(offset, period - offset) <= HANDOVER_WINDOW_S and bool(self._predecessors(track))
 
-    def _tracks_first_pending(self) -> float:
-        track = self._tracks.get(self._pending[0])
-        return track.first_seen if track is not None else -INFINITY
+    def _predecessors(self, track: _Track) -> list[_Track]:
+        """The present EIDs that may have been this new EID's phone before it turned: heard for a while,
+        last heard shortly before the new one first was, and not since."""
+        first = track.first_seen
+        return [
+            old
+            for old_eid in self._present
+            if (old := self._tracks.get(old_eid)) is not None
+            and not old.pending
+            and old is not track
+            and 0 <= first - old.last_seen <= HANDOVER_GAP_S
+            and old.first_seen <= first - HANDOVER_MIN_AGE_S
+        ]
 
     def _settle_pending(self, now: float) -> None:
-        """Decide the waiting enters whose wait is over: a continuation, or an enter."""
-        while self._pending:
-            eid = self._pending[0]
+        """Decide the waiting enters that can be decided: an enter as soon as no present EID can be the new
+        one's predecessor, a continuation once the possible ones stayed silent (or the wait is over).
+
+        Near a turn several phones change EIDs within the same second or two; the new EIDs are paired with
+        the silent ones one to one, closest in time and RSSI first, and only pairs that fit (RSSI within
+        HANDOVER_RSSI_DB) continue; the others enter."""
+        decided: list[tuple[_Track, list[_Track]]] = []
+        waiting: list[bytes] = []
+        for eid in self._pending:
             track = self._tracks.get(eid)
-            if track is None:
-                self._pending.pop(0)
+            if track is None or not track.pending:
                 continue
-            if now - track.first_seen < HANDOVER_WAIT_S:
-                return
-            self._pending.pop(0)
+            olds = self._predecessors(track)
+            over = now - track.first_seen >= HANDOVER_WAIT_S
+            if olds and not over and any(now - old.last_seen < HANDOVER_GAP_S for old in olds):
+                waiting.append(eid)  # a possible predecessor may yet be heard again: it is another phone
+                continue
+            decided.append((track, olds))
+        self._pending = waiting
+        if not decided:
+            return
+        pairs = sorted(
+            (
+                abs(new.rssi - old.rssi) + HANDOVER_DB_PER_S * (new.first_seen - old.last_seen),
+                n,
+                old,
+            )
+            for n, (new, olds) in enumerate(decided)
+            for old in olds
+            if abs(new.rssi - old.rssi) <= HANDOVER_RSSI_DB
+        )
+        taken: set[int] = set()
+        continued: dict[int, _Track] = {}
+        for _cost, n, old in pairs:
+            if n in continued or id(old) in taken:
+                continue
+            taken.add(id(old))
+            continued[n] = old
+        for n, (track, _olds) in enumerate(decided):
             track.pending = False
-            silent = [
-                old_eid
-                for old_eid in self._present
-                if (old := self._tracks.get(old_eid)) is not None
-                and not old.pending
-                and old is not track
-                and 0 <= track.first_seen - old.last_seen <= HANDOVER_GAP_S
-                and old.first_seen <= track.first_seen - HANDOVER_MIN_AGE_S
-            ]
-            if len(silent) == 1:
-                self._continue(silent[0], eid, track)
+            predecessor = continued.get(n)
+            if predecessor is not None:
+                self._continue(predecessor.eid, track.eid, track)
             else:
-                self._entered(eid, track, track.entered_at)
+                self._entered(track.eid, track, track.entered_at)
 
     def _continue(self, old_eid: bytes, eid: bytes, track: _Track) -> None:
         """The phone of `old_eid` now broadcasts `eid`: the presence goes on under the new EID."""

@@ -174,20 +174,38 @@ def test_a_phone_that_stays_across_its_eid_rotation_keeps_its_presence_and_marks
     assert t.stats.handovers == 1
 
 
-def test_two_phones_turning_at_once_cannot_be_told_apart_and_enter_again():
-    t = tracker(dwell_marks=(15.0,), rotation_s=1024.0)
-    old = [EddystoneEID(eid=bytes([n]) * 8, tx_power=-18) for n in (1, 2)]
-    new = [EddystoneEID(eid=bytes([n]) * 8, tx_power=-18) for n in (3, 4)]
+def test_phones_turning_at_once_are_paired_by_their_signal_and_keep_their_own_marks():
+    t = tracker(dwell_marks=(15.0,), rotation_s=1024.0, dwell_every_s=600.0)
+    near_old, far_old, near_new, far_new = (
+        EddystoneEID(eid=bytes([n]) * 8, tx_power=-18) for n in (1, 2, 3, 4)
+    )
     turn = 1024.0 * 1_700_000
-    for step in range(100):  # both at the door for 10 s before the turn
-        for frame in old:
-            t.observe(frame, -62.0, turn - 10 + step / 10)
-    for step in range(50):
-        for frame in new:
-            t.observe(frame, -62.0, turn + step / 10)
-    kinds = [(e.kind, e.eid[:2]) for e in t.drain()]
-    assert kinds == [("enter", "01"), ("enter", "02"), ("enter", "03"), ("enter", "04")]
-    assert t.stats.handovers == 0
+    for step in range(100):  # near: at the door 10 s before the turn; far: across the pavement, 5 s before
+        t.observe(near_old, -60.0, turn - 10 + step / 10)
+        if step >= 50:
+            t.observe(far_old, -78.0, turn - 10 + step / 10)
+    for step in range(150):  # both phones turn in the same second
+        t.observe(near_new, -60.0, turn + 0.05 + step / 10)
+        t.observe(far_new, -78.0, turn + 0.08 + step / 10)
+    events = [(e.kind, e.eid[:2], round(e.dwell_s)) for e in t.drain()]
+
+    assert t.stats.handovers == 2
+    assert events == [
+        ("enter", "01", 0),
+        ("enter", "02", 0),
+        ("dwell", "03", 15),  # the near phone's mark, 15 s after it arrived, under its new EID
+        ("dwell", "04", 15),  # the far one's, 15 s after it arrived (5 s later)
+    ]
+
+
+def test_a_new_phone_near_a_turn_with_no_eid_gone_silent_enters_without_waiting():
+    t = tracker(rotation_s=1024.0)
+    turn = 1024.0 * 1_700_000
+    stay(t, EddystoneEID(eid=b"\x01" * 8, tx_power=-18), turn - 10, 12)  # still heard after the turn
+    t.drain()
+    for step in range(3):
+        t.observe(PHONE, -62.0, turn + 1.0 + step / 10)
+    assert [e.kind for e in t.drain()] == ["enter"], "no predecessor can be: no waiting"
 
 
 def test_a_new_phone_away_from_a_rotation_enters_at_once():
