@@ -191,7 +191,7 @@ def record_sightings(
         event_of = _insert_events(session, [(items[n], n, _id(visit)) for n, visit in event_visits])
         _mark_unstored(results, fresh, event_of)
         to_record = [_decided(d, event_of[d[0]]) for d in decided if d[0] in event_of]
-        recorded = record_decisions(session, to_record, config.prompt_ttl_s)
+        recorded = record_decisions(session, to_record, config.prompt_ttl_s, decider) if decider else {}
     else:
         # One round trip: visits, events, decisions, deliveries, each in one statement, in this order. An
         # event takes its drawn id; one not stored after all takes its decision and deliveries with it.
@@ -205,6 +205,7 @@ def record_sightings(
             config.prompt_ttl_s,
             decision_ids,
             channels,
+            decider,
         )
         written = direct.pipelined(connection, [*writes, *events, *decisions.queries])
         at = len(writes) + len(events)
