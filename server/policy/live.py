@@ -74,14 +74,16 @@ class DeciderLoad:
     """What a Decider for these people and moments needs, as queries that can go in one round trip with the
     batch's other reads (`queries`), and the Decider made of their answers (`decider`)."""
 
-    def __init__(self, people: Iterable[uuid.UUID], moments: Iterable[tuple[SiteRef, datetime]]) -> None:
+    def __init__(
+        self, dialect: str, people: Iterable[uuid.UUID], moments: Iterable[tuple[SiteRef, datetime]]
+    ) -> None:
         when = list(moments)
         days = {day for site, now in when if (day := local_day(site, now)) is not None}
         sites = {site.id for site, _ in when}
         self.queries: list[Query] = [
-            *repository.histories_queries(people),
+            *repository.histories_queries(dialect, people),
             repository.campaigns_query(sites),
-            repository.budgets_at_sites_query(days, sites),
+            repository.budgets_at_sites_query(dialect, days, sites),
             repository.POLICY_QUERY,
         ]
         self._sites = sorted(sites)
@@ -124,8 +126,9 @@ class Decider:
         """Load for these people (already locked, when the decisions will be recorded) and for decisions at
         these (site, time) moments: five queries in one round trip, whatever the batch's size."""
         rows = list(people)
-        plan = DeciderLoad((row.id for row in rows), moments)
-        return plan.decider(direct.pipelined(session.connection(), plan.queries), rows)
+        connection = session.connection()
+        plan = DeciderLoad(connection.dialect.name, (row.id for row in rows), moments)
+        return plan.decider(direct.pipelined(connection, plan.queries), rows)
 
     def decide(self, subscriber_id: uuid.UUID, site: SiteRef, now: datetime, dwell_s: float) -> Decision:
         """The decision for this person at this site now; a prompt counts at once for the later ones."""

@@ -123,7 +123,8 @@ def record_sightings(
     reads.add("visits", [_VisitBook.query(items, config.visit_gap)])
     deciding = [item for item in items if may_decide(item)]
     people_deciding = {item.subscriber_id for item in deciding}
-    plan = DeciderLoad(people_deciding, [(i.site, i.received_at) for i in deciding]) if deciding else None
+    moments = [(i.site, i.received_at) for i in deciding]
+    plan = DeciderLoad(connection.dialect.name, people_deciding, moments) if deciding else None
     reads.add("decider", plan.queries if plan else [])
     # PostgreSQL: ids for the visits, events and decisions this batch may add (as many as there could be;
     # unused ones are a gap in the sequence), and the push channels of those it may prompt. Knowing them, all
