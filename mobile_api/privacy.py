@@ -9,12 +9,15 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from mobile_api.schemas import (
+    ExportAnswer,
     ExportConsent,
     ExportDecision,
     ExportDelivery,
     ExportEvent,
     ExportExclusion,
+    ExportHistory,
     ExportPairedDevice,
+    ExportPastPrompt,
     ExportProfile,
     ExportPublic,
     ExportPushChannel,
@@ -22,6 +25,8 @@ from mobile_api.schemas import (
     ExportVisit,
 )
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
+from server.policy import history
+from server.policy.models import PersonHistory
 from server.subscribers import export
 from server.subscribers import service as subscribers
 
@@ -64,6 +69,26 @@ def export_everything(
         deliveries=_rows(ExportDelivery, data.deliveries),
         responses=_rows(ExportResponse, data.responses),
         test_devices=_rows(ExportPairedDevice, data.test_devices),
+        history=_history(data.history),
+    )
+
+
+def _history(row: PersonHistory | None) -> ExportHistory | None:
+    if row is None:
+        return None
+    return ExportHistory(
+        prompts=[
+            ExportPastPrompt(
+                decided_at=p.at,
+                local_day=p.local_day,
+                organisation_id=p.organisation_id,
+                campaign_id=p.campaign_id,
+            )
+            for p in history.prompts_of(row.prompts)
+        ],
+        dismissed=[ExportAnswer(campaign_id=c, at=at) for c, at in history.answers_of(row.dismissed).items()],
+        accepted=[ExportAnswer(campaign_id=c, at=at) for c, at in history.answers_of(row.accepted).items()],
+        updated_at=row.updated_at,
     )
 
 

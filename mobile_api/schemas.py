@@ -370,6 +370,29 @@ class ExportPairedDevice(BaseModel):
     paired_at: datetime
 
 
+class ExportPastPrompt(BaseModel):
+    decided_at: datetime
+    local_day: date = Field(description="The calendar day at the site")
+    organisation_id: int
+    campaign_id: int
+
+
+class ExportAnswer(BaseModel):
+    campaign_id: int
+    at: datetime
+
+
+class ExportHistory(BaseModel):
+    """What the limits on prompts keep of your past once the raw decisions are deleted."""
+
+    prompts: list[ExportPastPrompt] = Field(
+        description="Your prompts of the last 30 days, and the latest of each campaign"
+    )
+    dismissed: list[ExportAnswer] = Field(description="Per campaign, when you last dismissed it")
+    accepted: list[ExportAnswer] = Field(description="Per campaign, when you accepted it: never asked again")
+    updated_at: datetime
+
+
 class ExportPublic(BaseModel):
     """Everything stored about you, as one JSON document (GDPR Art. 15 and 20)."""
 
@@ -386,6 +409,9 @@ class ExportPublic(BaseModel):
     responses: list[ExportResponse]
     test_devices: list[ExportPairedDevice] = Field(
         description="Charities this phone paired itself with, to receive their test sends"
+    )
+    history: ExportHistory | None = Field(
+        description="What the limits on prompts keep of your past (none before your first prompt or answer)"
     )
 
 

@@ -83,7 +83,8 @@ def demo(
 
 @app.command()
 def purge() -> None:
-    """Roll raw sightings up into daily aggregates and delete those older than the retention period, once."""
+    """Roll raw sightings and decisions up into daily aggregates and delete those older than the retention
+    period, once."""
     from server.retention.tasks import purge as run_purge
 
     settings = get_settings()
@@ -92,7 +93,7 @@ def purge() -> None:
     engine.dispose()
     typer.echo(
         f"aggregate rows written: {report.aggregated}; deleted: {report.events_deleted} proximity events, "
-        f"{report.visits_deleted} visits"
+        f"{report.visits_deleted} visits, {report.decisions_deleted} decisions"
     )
 
 

@@ -4,6 +4,7 @@ from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
 from server.audit.models import AuditEntry
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant, PairedDevice, PairingCode
 from server.core.db import Base
+from server.policy.models import PersonHistory
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.sites.models import Gateway, Site, SiteBeacon
@@ -28,6 +29,7 @@ __all__ = [
     "LoginAttempt",
     "Membership",
     "Organisation",
+    "PersonHistory",
     "PlatformSettings",
     "PromptDecision",
     "PromptResponse",

@@ -365,7 +365,9 @@ def test_purge_rolls_up_and_deletes_old_sightings(settings: Settings, session: S
     env = _server_env(settings.database_url, NAHBAR_RETENTION_DAYS="1")
     purged = run(["nahbar", "purge"], env=env, cwd=tmp_path)
     assert purged.returncode == 0, purged.stderr
-    assert purged.stdout == "aggregate rows written: 1; deleted: 1 proximity events, 1 visits\n"
+    assert purged.stdout == (
+        "aggregate rows written: 1; deleted: 1 proximity events, 1 visits, 1 decisions\n"
+    )
 
 
 def test_simulate_replays_a_proposal(database_url, tmp_path):

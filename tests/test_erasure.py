@@ -13,6 +13,7 @@ import server.models  # noqa: F401 - every domain's tables in Base.metadata
 from server.app import create_app
 from server.campaigns.models import PairedDevice
 from server.core.db import Base
+from server.policy.models import PersonHistory
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.subscribers.models import ConsentRecord, Exclusion, PushChannel
@@ -34,6 +35,7 @@ EXPORTED = {
     "deliveries": Delivery,
     "responses": PromptResponse,
     "test_devices": PairedDevice,
+    "history": PersonHistory,  # one object, not a list: what the caps keep beyond the raw decisions
 }
 
 
@@ -153,6 +155,9 @@ def test_export_then_withdrawal_erases_everything_and_keeps_only_unlinked_proof(
         (other.organisation_id, "Anna's phone")
     ]
     assert export["deliveries"][0]["decision_id"] == decision_id
+    assert [(p["organisation_id"], p["campaign_id"]) for p in export["history"]["prompts"]] == [
+        (charity.organisation_id, charity.campaign_id)  # the test send counts for no cap: not in it
+    ]
     assert set(rows_referring_to(session, subscriber_id).values()) != {0}
 
     # Withdrawal and erasure in one call.
@@ -184,6 +189,8 @@ def test_export_then_withdrawal_erases_everything_and_keeps_only_unlinked_proof(
     assert referring == dict.fromkeys(referring, 0)
     # The rows reached only through a decision (deliveries, responses) are gone too, by the ids exported.
     for key, model in EXPORTED.items():
+        if model is PersonHistory:
+            continue  # keyed by the person: the table-by-table check above covers it
         ids = [row["id"] for row in export[key]]
         left = session.scalars(select(model.id).where(model.id.in_(ids))).all()
         assert left == ([] if model is not ConsentRecord else ids), key

@@ -21,6 +21,7 @@ from server.core.const import EventKind, Outcome
 from server.core.db import make_sessionmaker
 from server.policy.decide import Reason
 from server.policy.live import SiteRef
+from server.policy.models import PersonHistory
 from server.presence.batcher import SightingBatcher
 from server.presence.models import ProximityEvent
 from server.presence.record import Pending, Recorded, Sighting
@@ -38,6 +39,12 @@ def _dwell(site_id: int, gateway_id: int, person: uuid.UUID, key: str, clock: Cl
     now = clock()
     sighting = Sighting(key, "gateway", gateway_id, EventKind.DWELL, now, -60.0, 1.5, 60.0)
     return Pending(person, SiteRef(site_id, "Europe/Berlin", "de"), sighting, now)
+
+
+def _kept(session: Session, person: uuid.UUID) -> list[object]:
+    """The prompts the person's history holds (none without a row)."""
+    session.expire_all()
+    return session.scalar(select(PersonHistory.prompts).where(PersonHistory.subscriber_id == person)) or []
 
 
 def _decisions(session: Session, person: uuid.UUID) -> list[tuple[str, str, int | None]]:
@@ -84,6 +91,7 @@ def test_an_event_another_transaction_stored_meanwhile_gets_no_decision(
 
     assert call.answer() == [Recorded(duplicate=True)]
     assert _decisions(session, person) == []  # no decision pointing at an event that is not there
+    assert _kept(session, person) == []  # nor a prompt in the history that was never given
     assert session.scalar(select(func.count()).select_from(Delivery)) == 0
     assert session.scalars(select(ProximityEvent.subscriber_id)).all() == [other]
 
@@ -130,4 +138,5 @@ def test_a_prompt_whose_day_slot_was_taken_meanwhile_is_recorded_suppressed_with
         (Outcome.SUPPRESSED, Reason.GLOBAL_DAILY_CAP, None),
     ]
     assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+    assert _kept(session, person) == []  # the suppressed prompt was taken out of the history again
     assert any("day slot taken" in record.getMessage() for record in caplog.records)

@@ -1,5 +1,6 @@
 """Retention on SQLite and PostgreSQL: the scheduled job rolls raw sightings up into daily aggregates per site
-and local day, then deletes those older than the retention period; aggregates and decisions stay."""
+and local day, then deletes those older than the retention period with the decisions of that time; the
+aggregates stay, and so do the people's histories (tests/test_policy_history.py)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def test_the_job_rolls_up_then_purges_what_is_older_than_14_days(quiet_client, s
     old_decision = session.scalars(select(PromptDecision).order_by(PromptDecision.id)).first()
     assert old_decision is not None
     assert old_decision.event_id is not None
+    old_id = old_decision.id
     decided = {
         day: session.scalar(
             select(func.count()).select_from(PromptDecision).where(PromptDecision.decided_at.between(*span))
@@ -106,11 +108,12 @@ def test_the_job_rolls_up_then_purges_what_is_older_than_14_days(quiet_client, s
     assert (events, visits, prompts + suppressed) == (2, 1, 1)
     assert rolled[(charity.site_id, date(2026, 11, 22))][:2] == (1, 1)
     assert report.aggregated == 2
-    # Decisions stay (they feed the caps) but no longer point at raw rows that are gone.
+    # The old decision went too (what the caps need of it is in the person's history, its count in the
+    # aggregate above); the recent one stays.
+    assert report.decisions_deleted == 1
     session.expire_all()
-    kept = session.get_one(PromptDecision, old_decision.id)
-    assert (kept.event_id, kept.visit_id) == (None, None)
-    assert count(session, PromptDecision) == 2
+    assert session.scalar(select(func.count()).where(PromptDecision.id == old_id)) == 0
+    assert count(session, PromptDecision) == 1
 
 
 def test_a_purged_visit_is_unlinked_from_the_events_and_decisions_kept(quiet_client, session, clock: Clock):
@@ -140,7 +143,7 @@ def test_running_twice_changes_nothing(quiet_client, session, clock: Clock):
 
     again = retention_job().run(runtime)
 
-    assert (again.events_deleted, again.visits_deleted) == (0, 0)
+    assert (again.events_deleted, again.visits_deleted, again.decisions_deleted) == (0, 0, 0)
     assert (aggregates(session), count(session, ProximityEvent), count(session, Visit)) == before
 
 
@@ -187,6 +190,6 @@ def test_nahbar_purge_runs_it_once_and_says_what_it_deleted(
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert "deleted: 3 proximity events, 2 visits" in result.output
+    assert "deleted: 3 proximity events, 2 visits, 2 decisions" in result.output
     assert count(session, ProximityEvent) == 0
-    assert count(session, PromptDecision) == 2
+    assert count(session, PromptDecision) == 0

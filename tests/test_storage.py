@@ -83,25 +83,28 @@ def test_a_person_who_no_longer_exists_is_dropped_unstored(session, subscriber, 
 def test_the_daily_prompt_slot_is_a_database_invariant(session, subscriber, clock: Clock):
     charity = make_charity(session, clock())
     day = date(2026, 11, 25)
+    [prompted] = record_sightings(
+        session, [_pending(charity, subscriber, "k-1", clock(), kind="dwell", dwell_s=20)], CONFIG
+    )
+    session.commit()
+    assert prompted.decision is not None
+    assert prompted.decision.outcome == "prompted"
 
-    def prompt(slot: int) -> PromptDecision:
-        return PromptDecision(
+    def slots(on: date) -> int:
+        return histories(session, [subscriber.id]).slots[(subscriber.id, on)]
+
+    assert slots(day) == 1
+    session.add(  # what a racing second worker would insert
+        PromptDecision(
             subscriber_id=subscriber.id,
             site_id=charity.site_id,
             outcome="prompted",
             reason="prompted",
             decided_at=clock(),
             local_day=day,
-            day_slot=slot,
+            day_slot=0,
         )
-
-    def slots(on: date) -> int:
-        return histories(session, [subscriber.id]).slots[(subscriber.id, on)]
-
-    session.add(prompt(0))
-    session.commit()
-    assert slots(day) == 1
-    session.add(prompt(0))  # what a racing second worker would insert
+    )
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()

@@ -53,27 +53,43 @@ def insert_rows(
     returning: Sequence[Column[Any]] = (),
     conflict: Sequence[str] | None = None,
     conflict_where: ColumnElement[bool] | TextClause | None = None,
+    update: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """Insert `rows` (every dict with the same keys); with `conflict`, rows that collide on that unique index
-    are skipped (ON CONFLICT DO NOTHING). Returns the `returning` columns of the inserted rows, in no
-    particular order."""
+    are skipped (ON CONFLICT DO NOTHING), or, with `update`, set those columns of the row they collide with
+    (ON CONFLICT DO UPDATE). Returns the `returning` columns of the inserted rows, in no particular order."""
     if not rows:
         return []
     if connection.dialect.name == "postgresql":
         query = insert_query(
-            table, rows, returning=returning, conflict=conflict, conflict_where=conflict_where
+            table, rows, returning=returning, conflict=conflict, conflict_where=conflict_where, update=update
         )
         found = direct.rows(connection, *query)
         return [tuple(row) for row in found] if returning else []
     names = tuple(rows[0])
     returned = tuple(c.key for c in returning)
-    key = ("insert", False, table.name, names, tuple(conflict or ()), str(conflict_where), returned)
+    key = (
+        "insert",
+        False,
+        table.name,
+        names,
+        tuple(conflict or ()),
+        str(conflict_where),
+        returned,
+        tuple(update),
+    )
 
     def build() -> Executable:
         if conflict is not None:
-            lite = sqlite.insert(table).on_conflict_do_nothing(
-                index_elements=list(conflict), index_where=conflict_where
-            )
+            lite = sqlite.insert(table)
+            if update:
+                lite = lite.on_conflict_do_update(
+                    index_elements=list(conflict),
+                    index_where=conflict_where,
+                    set_={name: lite.excluded[name] for name in update},
+                )
+            else:
+                lite = lite.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
             return lite.returning(*returning) if returning else lite
         plain = insert(table)
         return plain.returning(*returning) if returning else plain
@@ -90,6 +106,7 @@ def insert_query(
     conflict: Sequence[str] | None = None,
     conflict_where: ColumnElement[bool] | TextClause | None = None,
     existing: tuple[str, Column[Any]] | None = None,
+    update: Sequence[str] = (),
 ) -> Query:
     """PostgreSQL: `insert_rows` as a query to run with others in one round trip (`direct.pipelined`).
     `existing` (name, column): only the rows whose `name` value is stored in `column` go in, as seen by this
@@ -98,7 +115,17 @@ def insert_query(
     names = tuple(rows[0])
     returned = tuple(c.key for c in returning)
     guard = (existing[0], str(existing[1])) if existing is not None else None
-    key = ("insert", True, table.name, names, tuple(conflict or ()), str(conflict_where), returned, guard)
+    key = (
+        "insert",
+        True,
+        table.name,
+        names,
+        tuple(conflict or ()),
+        str(conflict_where),
+        returned,
+        guard,
+        tuple(update),
+    )
 
     def build() -> Executable:
         given = _recordset(table, names)
@@ -110,7 +137,13 @@ def insert_query(
             found = select(parent).where(parent == given.c[name]).offset(0)
             chosen = chosen.where(exists(found))
         pg = postgresql.insert(table).from_select(list(names), chosen)
-        if conflict is not None:
+        if conflict is not None and update:
+            pg = pg.on_conflict_do_update(
+                index_elements=list(conflict),
+                index_where=conflict_where,
+                set_={name: pg.excluded[name] for name in update},
+            )
+        elif conflict is not None:
             pg = pg.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
         return pg.returning(*returning) if returning else pg
 

@@ -5,7 +5,7 @@ then each sighting is decided in order on what the earlier ones of the batch dec
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from server.core import direct
 from server.core.direct import Query
-from server.policy import repository
+from server.policy import history, repository
 from server.policy.decide import (
     CampaignOption,
     Decision,
@@ -29,6 +29,9 @@ from server.policy.decide import (
 )
 from server.policy.repository import Histories, PersonRow
 from server.sites.models import Site
+
+# A recorded prompt, as the person's history keeps it: (person, decided at, local day, campaign).
+Prompt = tuple[uuid.UUID, datetime, date, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +74,24 @@ class DeciderLoad:
     """What a Decider for these people and moments needs, as queries that can go in one round trip with the
     batch's other reads (`queries`), and the Decider made of their answers (`decider`)."""
 
-    def __init__(self, people: Iterable[uuid.UUID], moments: Iterable[tuple[SiteRef, datetime]]) -> None:
+    def __init__(
+        self, dialect: str, people: Iterable[uuid.UUID], moments: Iterable[tuple[SiteRef, datetime]]
+    ) -> None:
         when = list(moments)
         days = {day for site, now in when if (day := local_day(site, now)) is not None}
         sites = {site.id for site, _ in when}
         self.queries: list[Query] = [
-            repository.histories_query(people),
+            *repository.histories_queries(dialect, people),
             repository.campaigns_query(sites),
-            repository.budgets_at_sites_query(days, sites),
+            repository.budgets_at_sites_query(dialect, days, sites),
             repository.POLICY_QUERY,
         ]
         self._sites = sorted(sites)
 
     def decider(self, answers: Sequence[list[Any]], people: Iterable[PersonRow]) -> Decider:
         """`answers`: the rows of `queries`, in their order."""
-        history_rows, campaign_rows, budget_rows, policy_rows = answers
-        found = repository.histories_of(history_rows)
+        history_rows, exclusion_rows, campaign_rows, budget_rows, policy_rows = answers
+        found = repository.histories_of(history_rows, exclusion_rows)
         return Decider(
             repository.policy_of(policy_rows),
             repository.campaigns_of(campaign_rows, self._sites),
@@ -112,16 +117,18 @@ class Decider:
         self._people = people
         self._found = found
         self._budgets = budgets
+        self._charity_of = {c.id: c.organisation_id for here in campaigns.values() for c in here}
 
     @classmethod
     def load(
         cls, session: Session, people: Iterable[PersonRow], moments: Iterable[tuple[SiteRef, datetime]]
     ) -> Decider:
         """Load for these people (already locked, when the decisions will be recorded) and for decisions at
-        these (site, time) moments: four queries in one round trip, whatever the batch's size."""
+        these (site, time) moments: five queries in one round trip, whatever the batch's size."""
         rows = list(people)
-        plan = DeciderLoad((row.id for row in rows), moments)
-        return plan.decider(direct.pipelined(session.connection(), plan.queries), rows)
+        connection = session.connection()
+        plan = DeciderLoad(connection.dialect.name, (row.id for row in rows), moments)
+        return plan.decider(direct.pipelined(connection, plan.queries), rows)
 
     def decide(self, subscriber_id: uuid.UUID, site: SiteRef, now: datetime, dwell_s: float) -> Decision:
         """The decision for this person at this site now; a prompt counts at once for the later ones."""
@@ -152,3 +159,23 @@ class Decider:
         taken = self._found.slots[(subscriber_id, day)]
         self._found.slots[(subscriber_id, day)] = taken + 1
         return taken
+
+    def history_rows(
+        self, prompts: Iterable[Prompt], people: Mapping[uuid.UUID, datetime] | None = None
+    ) -> list[dict[str, Any]]:
+        """The history rows to write for these recorded prompts (`repository.write_histories`): each of their
+        people's stored prompts with theirs, compacted. `people` (person -> moment) rewrites those too, with
+        their stored prompts alone where no prompt of theirs is given: a prompt of theirs was planned, and
+        written, but not recorded after all."""
+        new: dict[uuid.UUID, list[PastPrompt]] = {person: [] for person in people or {}}
+        for subscriber_id, at, day, campaign_id in prompts:
+            new.setdefault(subscriber_id, []).append(
+                PastPrompt(at, day, self._charity_of[campaign_id], campaign_id)
+            )
+        rows = []
+        for subscriber_id, given in new.items():
+            everything = (*self._found.stored.get(subscriber_id, ()), *given)
+            latest = max((p.at for p in given), default=None)
+            at = latest if latest is not None else (people or {})[subscriber_id]
+            rows.append(repository.history_row(subscriber_id, history.prompts_doc(everything, at), at))
+        return rows

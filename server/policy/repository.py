@@ -7,28 +7,21 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final, cast
 
-from sqlalchemy import (
-    Date,
-    Integer,
-    String,
-    func,
-    literal,
-    null,
-    or_,
-    select,
-    union_all,
-    update,
-)
+from sqlalchemy import Date, Table, Uuid, bindparam, func, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core import const, direct
+from server.core.bulk import insert_query, insert_rows
 from server.core.const import Outcome, ResponseKind
 from server.core.direct import Query
 from server.core.listparam import in_list
+from server.policy import history
 from server.policy.decide import CampaignOption, OwnCaps, PastPrompt, Person, Policy, VariantOption
+from server.policy.models import PersonHistory
 from server.policy.simulate import Answer, Recording, Sighting, SiteInfo
 from server.policy.simulate import Exclusion as ExclusionAt
 from server.presence.models import ProximityEvent
@@ -160,7 +153,8 @@ def campaigns_at_site(session: Session, site_id: int, *, active_only: bool = Tru
 class Histories:
     """The histories of several people, as `decide` needs them, and the day slots their prompts took."""
 
-    prompts: dict[uuid.UUID, list[PastPrompt]]
+    prompts: dict[uuid.UUID, list[PastPrompt]]  # grows with the batch's own prompts as they are decided
+    stored: dict[uuid.UUID, tuple[PastPrompt, ...]]  # as read: what a write of the history starts from
     slots: dict[tuple[uuid.UUID, date], int]  # (person, local day) -> prompts given that day (slots taken)
     dismissed: dict[uuid.UUID, dict[int, datetime]]
     accepted: dict[uuid.UUID, set[int]]
@@ -168,105 +162,129 @@ class Histories:
     excluded_organisations: dict[uuid.UUID, set[int]]
 
 
-# One round trip for the three parts of a history; the first column says which part a row belongs to:
-# (part, person, at, local day, day slot or excluded site, charity, campaign, answer).
-_PROMPTS, _ANSWERS, _EXCLUSIONS = "p", "a", "x"
-_HISTORY = union_all(
-    select(
-        literal(_PROMPTS).label("part"),
-        PromptDecision.subscriber_id,
-        PromptDecision.decided_at,
-        PromptDecision.local_day,
-        PromptDecision.day_slot,
-        Campaign.organisation_id,
-        PromptDecision.campaign_id,
-        null().cast(String).label("answer"),
-    )
-    .outerjoin(Campaign, Campaign.id == PromptDecision.campaign_id)
-    .where(in_list(PromptDecision.subscriber_id, "ids"), PromptDecision.outcome == Outcome.PROMPTED),
-    select(
-        literal(_ANSWERS),
-        PromptDecision.subscriber_id,
-        PromptResponse.at,
-        null().cast(Date),
-        null().cast(Integer),
-        null().cast(Integer),
-        PromptDecision.campaign_id,
-        PromptResponse.kind,
-    )
-    .join(PromptDecision, PromptDecision.id == PromptResponse.decision_id)
-    .where(
-        in_list(PromptDecision.subscriber_id, "ids"),
-        PromptDecision.campaign_id.is_not(None),
-        # Comparisons, not a literal IN: an IN list is rendered per execution, so the statement could not
-        # run directly (server.core.direct).
-        or_(PromptResponse.kind == ResponseKind.DISMISSED, PromptResponse.kind == ResponseKind.ACCEPTED),
-    ),
-    select(
-        literal(_EXCLUSIONS),
-        Exclusion.subscriber_id,
-        null().cast(PromptResponse.at.type),
-        null().cast(Date),
-        Exclusion.site_id,
-        Exclusion.organisation_id,
-        null().cast(Integer),
-        null().cast(String),
-    ).where(in_list(Exclusion.subscriber_id, "ids")),
+# A person's history is one row by primary key, and their exclusions a few rows by an index on the person.
+# On PostgreSQL each person is looked up on their own (a nested loop over the ids, the lateral subquery kept
+# apart by OFFSET 0), so that no plan, for the values given or the generic one of a prepared statement, can
+# scan a table instead: the cost grows with the batch, never with the tables (a read of the raw decisions and
+# responses switched to a scan of every prompt ever stored once a batch held about 16 people).
+_HISTORY_COLUMNS = (
+    PersonHistory.subscriber_id,
+    PersonHistory.prompts,
+    PersonHistory.dismissed,
+    PersonHistory.accepted,
 )
+_EXCLUDED_COLUMNS = (Exclusion.subscriber_id, Exclusion.site_id, Exclusion.organisation_id)
+_HISTORY = select(*_HISTORY_COLUMNS).where(in_list(PersonHistory.subscriber_id, "ids"))
+_EXCLUDED = select(*_EXCLUDED_COLUMNS).where(in_list(Exclusion.subscriber_id, "ids"))
 
 
-def histories_query(subscriber_ids: Iterable[uuid.UUID]) -> Query:
-    return (_HISTORY, {"ids": sorted(set(subscriber_ids))})
+def _each(name: str, item: Any, column: str) -> Any:
+    """PostgreSQL: the values of the list parameter `name` as rows of a one-column table `column`."""
+    values = func.unnest(bindparam(name, type_=ARRAY(item))).table_valued(column)
+    return values.render_derived(name=f"each_{column}")
+
+
+def _per_person(columns: Sequence[Any], key: Any) -> Any:
+    wanted = _each("ids", Uuid(), "person")
+    found = select(*columns).where(key == wanted.c.person).offset(0).lateral("found")
+    return select(*found.c).select_from(wanted).join(found, true())
+
+
+_HISTORY_PG = _per_person(_HISTORY_COLUMNS, PersonHistory.subscriber_id)
+_EXCLUDED_PG = _per_person(_EXCLUDED_COLUMNS, Exclusion.subscriber_id)
+
+
+def histories_queries(dialect: str, subscriber_ids: Iterable[uuid.UUID]) -> list[Query]:
+    """The two reads of these people's histories (rows for `histories_of`), to go in one round trip."""
+    ids = {"ids": sorted(set(subscriber_ids))}
+    if dialect == "postgresql":
+        return [(_HISTORY_PG, ids), (_EXCLUDED_PG, ids)]
+    return [(_HISTORY, ids), (_EXCLUDED, ids)]
 
 
 def histories(session: Session, subscriber_ids: Iterable[uuid.UUID]) -> Histories:
-    """Every prompt these people were given (a handful a month each at most), their answers and exclusions,
-    in one query whatever the number of people."""
-    query = histories_query(subscriber_ids)
-    return histories_of(direct.rows(session.connection(), *query) if query[1]["ids"] else [])
+    """These people's histories: what they were asked and answered, and their exclusions."""
+    connection = session.connection()
+    queries = histories_queries(connection.dialect.name, subscriber_ids)
+    if not queries[0][1]["ids"]:
+        return histories_of([], [])
+    return histories_of(*direct.pipelined(connection, queries))
 
 
-def histories_of(rows: Iterable[Any]) -> Histories:
+def histories_of(history_rows: Iterable[Any], exclusion_rows: Iterable[Any]) -> Histories:
     found = Histories(
         defaultdict(list),
+        {},
         defaultdict(int),
         defaultdict(dict),
         defaultdict(set),
         defaultdict(set),
         defaultdict(set),
     )
-    for part, person, at, day, number, org_id, campaign_id, answer in rows:
-        if person is None:
-            continue
-        if part == _PROMPTS:
-            if day is not None and number is not None:
-                found.slots[(person, day)] += 1
-            if day is not None and org_id is not None and campaign_id is not None:
-                found.prompts[person].append(PastPrompt(at, day, org_id, campaign_id))
-        elif part == _ANSWERS and campaign_id is not None:
-            if answer == ResponseKind.ACCEPTED:
-                found.accepted[person].add(campaign_id)
-            else:
-                latest = found.dismissed[person]
-                latest[campaign_id] = max(at, latest.get(campaign_id, at))
-        elif part == _EXCLUSIONS:
-            if number is not None:
-                found.excluded_sites[person].add(number)
-            if org_id is not None:
-                found.excluded_organisations[person].add(org_id)
+    for person, prompts, dismissed, accepted in history_rows:
+        given = history.prompts_of(prompts)
+        found.stored[person] = tuple(given)
+        found.prompts[person] = given
+        for p in given:
+            found.slots[(person, p.local_day)] += 1
+        if dismissed:
+            found.dismissed[person] = history.answers_of(dismissed)
+        if accepted:
+            found.accepted[person] = set(history.answers_of(accepted))
+    for person, site_id, org_id in exclusion_rows:
+        if site_id is not None:
+            found.excluded_sites[person].add(site_id)
+        if org_id is not None:
+            found.excluded_organisations[person].add(org_id)
     return found
+
+
+_person_history = cast(Table, PersonHistory.__table__)
+_CONFLICT: Final = ["subscriber_id"]
+_REWRITTEN: Final = ["prompts", "updated_at"]  # a prompt leaves the person's answers as they are
+
+
+def history_row(subscriber_id: uuid.UUID, prompts: list[list[Any]], at: datetime) -> dict[str, Any]:
+    """A row for `write_histories`: the person's prompts (compacted, in their JSON form) as of `at`."""
+    return {
+        "subscriber_id": subscriber_id,
+        "prompts": prompts,
+        "dismissed": {},
+        "accepted": {},
+        "updated_at": at,
+    }
+
+
+def write_histories_query(rows: list[dict[str, Any]]) -> Query:
+    """PostgreSQL: `write_histories` as a query for the pipeline of a batch's writes."""
+    return insert_query(_person_history, rows, conflict=_CONFLICT, update=_REWRITTEN)
+
+
+def write_histories(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Set these people's prompts (rows of `history_row`), making their history rows where there are none."""
+    insert_rows(session.connection(), _person_history, rows, conflict=_CONFLICT, update=_REWRITTEN)
+
+
+def person_history(session: Session, subscriber_id: uuid.UUID) -> PersonHistory:
+    """The person's history row, made (empty) if there is none yet."""
+    row = session.get(PersonHistory, subscriber_id)
+    if row is None:
+        row = PersonHistory(subscriber_id=subscriber_id, prompts=[], dismissed={}, accepted={})
+        session.add(row)
+    return row
 
 
 # A day's prompts of the campaigns with a budget at these sites. By site, not by campaign: it needs no answer
 # of the campaigns' query first, so both go in one round trip.
+_BUDGETED = (
+    select(CampaignSite.campaign_id)
+    .join(Campaign, Campaign.id == CampaignSite.campaign_id)
+    .where(in_list(CampaignSite.site_id, "sites"), Campaign.daily_budget.is_not(None))
+)
 _BUDGETS_AT_SITES = (
     select(PromptDecision.local_day, PromptDecision.campaign_id, func.count())
     .where(
-        PromptDecision.campaign_id.in_(
-            select(CampaignSite.campaign_id)
-            .join(Campaign, Campaign.id == CampaignSite.campaign_id)
-            .where(in_list(CampaignSite.site_id, "sites"), Campaign.daily_budget.is_not(None))
-        ),
+        PromptDecision.campaign_id.in_(_BUDGETED),
         in_list(PromptDecision.local_day, "days"),
         PromptDecision.outcome == Outcome.PROMPTED,
     )
@@ -274,12 +292,34 @@ _BUDGETS_AT_SITES = (
 )
 
 
-def budgets_at_sites_query(days: Iterable[date], site_ids: Iterable[int]) -> Query:
-    return (_BUDGETS_AT_SITES, {"days": sorted(set(days)), "sites": sorted(set(site_ids))})
+def _budgets_pg() -> Any:
+    """PostgreSQL: a count per (campaign, day) as a subquery run for each pair, through the index on
+    (campaign, local day): a join of the campaigns with the decisions could be planned as a scan of every
+    decision kept (the generic plan of the join above was, with 200,000 of them)."""
+    campaigns = _BUDGETED.distinct().subquery("budgeted")
+    days = _each("days", Date(), "day")
+    spent = (
+        select(func.count())
+        .where(
+            PromptDecision.campaign_id == campaigns.c.campaign_id,
+            PromptDecision.local_day == days.c.day,
+            PromptDecision.outcome == Outcome.PROMPTED,
+        )
+        .scalar_subquery()
+    )
+    return select(days.c.day, campaigns.c.campaign_id, spent).select_from(campaigns).join(days, true())
+
+
+_BUDGETS_AT_SITES_PG = _budgets_pg()
+
+
+def budgets_at_sites_query(dialect: str, days: Iterable[date], site_ids: Iterable[int]) -> Query:
+    statement = _BUDGETS_AT_SITES_PG if dialect == "postgresql" else _BUDGETS_AT_SITES
+    return (statement, {"days": sorted(set(days)), "sites": sorted(set(site_ids))})
 
 
 def budgets_of(rows: Iterable[Any]) -> dict[tuple[date, int], int]:
-    return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None}
+    return {(day, cid): n for day, cid, n in rows if day is not None and cid is not None and n}
 
 
 _POLICY = (
@@ -409,6 +449,26 @@ def recording(session: Session, start: datetime, end: datetime, prompt_ttl_s: in
     ):
         if day is not None and subscriber_id is not None:
             earlier[subscriber_id].append(PastPrompt(at, day, org_id, campaign_id))
+    # What the people's histories keep of what the retention purge deleted: earlier prompts and answers.
+    for subscriber_id, prompts, dismissed, accepted in session.execute(
+        select(
+            PersonHistory.subscriber_id,
+            PersonHistory.prompts,
+            PersonHistory.dismissed,
+            PersonHistory.accepted,
+        ).where(PersonHistory.subscriber_id.in_(seen))
+    ):
+        known = {(p.at, p.campaign_id) for p in earlier[subscriber_id]}
+        earlier[subscriber_id] += [
+            p for p in history.prompts_of(prompts) if p.at < start and (p.at, p.campaign_id) not in known
+        ]
+        kept = [(ResponseKind.DISMISSED, dismissed), (ResponseKind.ACCEPTED, accepted)]
+        answers[subscriber_id] += [
+            Answer(at, kind, campaign_id)
+            for kind, doc in kept
+            for campaign_id, at in history.answers_of(doc).items()
+            if Answer(at, kind, campaign_id) not in answers[subscriber_id]
+        ]
     return Recording(
         start,
         end,

@@ -14,10 +14,11 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from server.core.bulk import insert_query, insert_rows
-from server.core.const import Outcome
+from server.core.const import Outcome, ResponseKind
 from server.core.direct import Query
+from server.policy import history, repository
 from server.policy.decide import Decision, Reason
-from server.policy.live import Decider, SiteRef
+from server.policy.live import Decider, Prompt, SiteRef
 from server.policy.repository import PersonRow
 from server.presence.models import ProximityEvent
 from server.prompts.deliveries import landing_token_hash, queue_prompts, queue_prompts_query, secret_key
@@ -65,10 +66,13 @@ class Decided:
     slot: int | None  # the prompt's (person, local day) slot
 
 
-def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> dict[int, DecisionRecord]:
-    """Record the decisions (by event id) and queue the prompts' deliveries, in this transaction, one
-    statement after the other (SQLite's way; `DecisionWrites` is PostgreSQL's, in one round trip). The
-    prompts' landing token hashes are written once their ids are known (`queue_prompts`).
+def record_decisions(
+    session: Session, decided: list[Decided], ttl_s: int, decider: Decider
+) -> dict[int, DecisionRecord]:
+    """Record the decisions (by event id), queue the prompts' deliveries and add the prompts to their people's
+    histories (`decider`'s, which took the decisions), in this transaction, one statement after the other
+    (SQLite's way; `DecisionWrites` is PostgreSQL's, in one round trip). The prompts' landing token hashes
+    are written once their ids are known (`queue_prompts`).
 
     The (subscriber, local_day, day_slot) key is the second guard of the daily cap: a prompt whose slot was
     taken after all (which the person's lock should make impossible) is recorded as suppressed instead."""
@@ -78,6 +82,7 @@ def record_decisions(session: Session, decided: list[Decided], ttl_s: int) -> di
     recorded = _insert(session, rows)
     recorded |= _suppress_collided(session, decided, rows, recorded, ttl_s)
     queue_prompts(session, _prompts(decided, recorded))
+    repository.write_histories(session, decider.history_rows(_kept(decided, recorded)))
     _log(decided, recorded)
     return recorded
 
@@ -98,10 +103,13 @@ class DecisionWrites:
         ttl_s: int,
         ids: list[int],
         channels: dict[uuid.UUID, list[tuple[int, str]]],
+        decider: Decider | None,  # that took the decisions (None: there are none)
     ) -> None:
         assert len(ids) >= len(decided)
         self._decided = decided
         self._ttl_s = ttl_s
+        self._decider = decider
+        self._planned: list[Prompt] = []
         self._rows = [_row(d, d.decision, d.slot, ttl_s) for d in decided]
         # Each prompt's landing token hash goes in with its row: its id is known before the insert.
         secret = secret_key(session)
@@ -120,6 +128,11 @@ class DecisionWrites:
         ]
         if prompts:
             self.queries.append(queue_prompts_query(session, prompts, channels))
+            # The people's histories with their new prompts: a prompt that is not recorded after all is
+            # taken out again by `recorded` (a rare race; one more statement then).
+            assert decider is not None
+            self._planned = [_prompt(d) for d in decided if d.decision.prompted]
+            self.queries.append(repository.write_histories_query(decider.history_rows(self._planned)))
 
     def recorded(
         self, session: Session, answers: Sequence[list[Any]], stored_events: set[int]
@@ -135,6 +148,12 @@ class DecisionWrites:
                 decided.append(d)
                 rows.append(row)
         recorded |= _suppress_collided(session, decided, rows, recorded, self._ttl_s)
+        kept = _kept(decided, recorded)
+        if len(kept) != len(self._planned):
+            lost = {p[0]: p[1] for p in self._planned if p not in kept}
+            mine = [p for p in kept if p[0] in lost]
+            assert self._decider is not None
+            repository.write_histories(session, self._decider.history_rows(mine, lost))
         _log(decided, recorded)
         return recorded
 
@@ -158,6 +177,21 @@ def _suppress_collided(
             instead |= {"id": row["id"], "landing_token_hash": None}
         fallback.append(instead)
     return _insert(session, fallback)
+
+
+def _prompt(d: Decided) -> Prompt:
+    assert d.decision.local_day is not None
+    assert d.decision.campaign_id is not None
+    return (d.subscriber_id, d.decided_at, d.decision.local_day, d.decision.campaign_id)
+
+
+def _kept(decided: list[Decided], recorded: dict[int, DecisionRecord]) -> list[Prompt]:
+    """The prompts recorded as prompts, for the people's histories."""
+    return [
+        _prompt(d)
+        for d in decided
+        if d.event_id in recorded and recorded[d.event_id].outcome == Outcome.PROMPTED
+    ]
 
 
 def _prompts(
@@ -227,3 +261,23 @@ def _records(returned: Sequence[Any]) -> dict[int, DecisionRecord]:
         for decision_id, event_id, outcome, reason, campaign_id in returned
         if event_id is not None
     }
+
+
+def record_answer(
+    session: Session, subscriber_id: uuid.UUID, campaign_id: int, kind: ResponseKind, at: datetime
+) -> None:
+    """Keep a dismissal (the latest per campaign) or an acceptance (the first) in the person's history,
+    where the policy reads them long after the raw response is purged; the caller holds the person's lock.
+    Other answers change nothing the policy reads here ("not here" and "not this charity" are exclusions)."""
+    if kind not in (ResponseKind.DISMISSED, ResponseKind.ACCEPTED):
+        return
+    row = repository.person_history(session, subscriber_id)
+    dismissed = history.answers_of(row.dismissed)
+    accepted = history.answers_of(row.accepted)
+    if kind is ResponseKind.DISMISSED:
+        dismissed[campaign_id] = max(at, dismissed.get(campaign_id, at))
+    else:
+        accepted[campaign_id] = min(at, accepted.get(campaign_id, at))
+    row.dismissed = history.answers_doc(dismissed)
+    row.accepted = history.answers_doc(accepted)
+    row.updated_at = at

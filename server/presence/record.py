@@ -123,7 +123,8 @@ def record_sightings(
     reads.add("visits", [_VisitBook.query(items, config.visit_gap)])
     deciding = [item for item in items if may_decide(item)]
     people_deciding = {item.subscriber_id for item in deciding}
-    plan = DeciderLoad(people_deciding, [(i.site, i.received_at) for i in deciding]) if deciding else None
+    moments = [(i.site, i.received_at) for i in deciding]
+    plan = DeciderLoad(connection.dialect.name, people_deciding, moments) if deciding else None
     reads.add("decider", plan.queries if plan else [])
     # PostgreSQL: ids for the visits, events and decisions this batch may add (as many as there could be;
     # unused ones are a gap in the sequence), and the push channels of those it may prompt. Knowing them, all
@@ -191,7 +192,7 @@ def record_sightings(
         event_of = _insert_events(session, [(items[n], n, _id(visit)) for n, visit in event_visits])
         _mark_unstored(results, fresh, event_of)
         to_record = [_decided(d, event_of[d[0]]) for d in decided if d[0] in event_of]
-        recorded = record_decisions(session, to_record, config.prompt_ttl_s)
+        recorded = record_decisions(session, to_record, config.prompt_ttl_s, decider) if decider else {}
     else:
         # One round trip: visits, events, decisions, deliveries, each in one statement, in this order. An
         # event takes its drawn id; one not stored after all takes its decision and deliveries with it.
@@ -205,6 +206,7 @@ def record_sightings(
             config.prompt_ttl_s,
             decision_ids,
             channels,
+            decider,
         )
         written = direct.pipelined(connection, [*writes, *events, *decisions.queries])
         at = len(writes) + len(events)

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
-from server.prompts.models import PromptDecision
+from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.sites.models import Site
 from server.tenancy.models import PlatformSettings
 
@@ -147,5 +147,25 @@ def delete_visits_before(session: Session, cutoff: datetime, limit: int) -> int:
     session.execute(update(PromptDecision).where(PromptDecision.visit_id.in_(ids)).values(visit_id=None))
     session.execute(update(ProximityEvent).where(ProximityEvent.visit_id.in_(ids)).values(visit_id=None))
     result = session.execute(delete(Visit).where(Visit.id.in_(ids)))
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def delete_decisions_before(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` decisions taken before `cutoff`, with their deliveries and the person's responses
+    (children first, as erasure does). What the caps need of them is in the people's histories since they
+    were recorded (server/policy/history.py), and their counts are in the daily aggregates."""
+    ids = session.scalars(
+        select(PromptDecision.id)
+        .where(PromptDecision.decided_at < cutoff)
+        .order_by(PromptDecision.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        return 0
+    session.execute(delete(PromptResponse).where(PromptResponse.decision_id.in_(ids)))
+    session.execute(delete(Delivery).where(Delivery.decision_id.in_(ids)))
+    result = session.execute(delete(PromptDecision).where(PromptDecision.id.in_(ids)))
     assert isinstance(result, CursorResult)
     return result.rowcount

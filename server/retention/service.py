@@ -34,6 +34,7 @@ LONGEST_DAY: Final = timedelta(hours=26)
 class PurgeCounts:
     events: int
     visits: int
+    decisions: int
 
 
 def cutoff(session: Session, retention_days: int, now: datetime) -> datetime:
@@ -110,7 +111,9 @@ def _roll_up(session: Session, site_ids: list[int], day: date, start: datetime, 
 
 
 def purge_batch(session: Session, raw_cutoff: datetime, limit: int) -> PurgeCounts:
-    """Delete up to `limit` raw events and `limit` visits from before the cutoff (events first)."""
+    """Delete up to `limit` raw events, `limit` visits and `limit` decisions (with their deliveries and
+    responses) from before the cutoff, in this order."""
     events = repository.delete_events_before(session, raw_cutoff, limit)
     visits = repository.delete_visits_before(session, raw_cutoff, limit)
-    return PurgeCounts(events, visits)
+    decisions = repository.delete_decisions_before(session, raw_cutoff, limit)
+    return PurgeCounts(events, visits, decisions)

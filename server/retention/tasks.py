@@ -1,4 +1,5 @@
-"""Retention jobs: roll raw sightings up into daily aggregates, then purge them (hourly, and at start)."""
+"""Retention jobs: roll raw sightings and decisions up into daily aggregates, then purge them (hourly, and at
+start)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class RetentionReport:
     aggregated: int  # (site, day) aggregate rows written
     events_deleted: int  # raw proximity events, gateway and phone
     visits_deleted: int
+    decisions_deleted: int  # with their deliveries and responses
 
 
 def purge(
@@ -35,20 +37,22 @@ def purge(
     for session in session_scope(sessions):
         raw_cutoff = service.cutoff(session, retention_days, now)
         aggregated = service.aggregate(session, now, raw_cutoff)
-    events = visits = 0
+    events = visits = decisions = 0
     while True:
         for session in session_scope(sessions):
             counts = service.purge_batch(session, raw_cutoff, batch)
         events += counts.events
         visits += counts.visits
-        if counts.events < batch and counts.visits < batch:
+        decisions += counts.decisions
+        if max(counts.events, counts.visits, counts.decisions) < batch:
             break
-    report = RetentionReport(aggregated, events, visits)
+    report = RetentionReport(aggregated, events, visits, decisions)
     log.info(
-        "retention: %d aggregate rows written, %d events and %d visits deleted",
+        "retention: %d aggregate rows written, %d events, %d visits and %d decisions deleted",
         aggregated,
         events,
         visits,
+        decisions,
         extra={"cutoff": raw_cutoff.isoformat()},
     )
     return report

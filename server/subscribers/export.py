@@ -9,6 +9,7 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import PairedDevice
+from server.policy.models import PersonHistory
 from server.presence.models import ProximityEvent, Visit
 from server.prompts import repository as prompts
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -21,7 +22,11 @@ NOTES: Final = (
     "phone's rotating identifier; your phone holds the key itself.",
     "Nahbar stores no name, e-mail address, phone number, MAC address or location other than the charity's "
     "site where a gateway saw your phone.",
-    "Proximity events are deleted after the retention period; daily counts without any link to you remain.",
+    "Proximity events and decisions are deleted after the retention period; daily counts without any link to "
+    "you remain.",
+    "To keep its limits on how often you are asked, Nahbar keeps your prompts of the last 30 days, the "
+    "latest prompt of each campaign, and which campaigns you dismissed or accepted (history) until you "
+    "withdraw.",
 )
 
 
@@ -37,6 +42,7 @@ class Everything:
     deliveries: Sequence[Delivery]
     responses: Sequence[PromptResponse]
     test_devices: Sequence[PairedDevice]
+    history: PersonHistory | None
 
 
 def everything(session: Session, subscriber: Subscriber) -> Everything:
@@ -53,4 +59,5 @@ def everything(session: Session, subscriber: Subscriber) -> Everything:
         deliveries=prompts.deliveries(session, sid),
         responses=prompts.responses(session, sid),
         test_devices=repository.test_devices(session, sid),
+        history=session.get(PersonHistory, sid),
     )

@@ -10,6 +10,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import PairedDevice
+from server.policy.models import PersonHistory
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.sites.models import Site
@@ -173,6 +174,7 @@ def erase(session: Session, subscriber_id: uuid.UUID, now: datetime) -> None:
     session.execute(delete(PushChannel).where(PushChannel.subscriber_id == subscriber_id))
     session.execute(delete(Exclusion).where(Exclusion.subscriber_id == subscriber_id))
     session.execute(delete(PairedDevice).where(PairedDevice.subscriber_id == subscriber_id))
+    session.execute(delete(PersonHistory).where(PersonHistory.subscriber_id == subscriber_id))
     end_active_consents(session, subscriber_id, now)
     session.execute(
         update(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id).values(subscriber_id=None)

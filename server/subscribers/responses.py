@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from server.core.const import ResponseKind
 from server.core.errors import NotFound
+from server.policy.service import record_answer
 from server.prompts import repository as prompts
 from server.prompts.models import PromptResponse
 from server.subscribers import repository
@@ -43,5 +44,7 @@ def respond(
         return Responded(existing, exclusion, created=False)
     response = PromptResponse(decision_id=decision.id, kind=kind, at=now)
     session.add(response)
+    if decision.campaign_id is not None:
+        record_answer(session, subscriber_id, decision.campaign_id, kind, now)
     session.flush()
     return Responded(response, exclusion, created=True)
