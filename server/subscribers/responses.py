@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session
 
 from server.core.const import ResponseKind
 from server.core.errors import NotFound
+from server.impact import tally
 from server.prompts import repository as prompts
 from server.prompts.models import PromptResponse
 from server.subscribers import repository
 from server.subscribers.models import Exclusion
 from server.subscribers.service import add_exclusion
+from server.webhooks import events
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,4 +46,6 @@ def respond(
     response = PromptResponse(decision_id=decision.id, kind=kind, at=now)
     session.add(response)
     session.flush()
+    tally.responded(session, decision, kind, now)
+    events.prompt_answered(session, organisation_id, decision, kind, now)
     return Responded(response, exclusion, created=True)
