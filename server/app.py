@@ -22,6 +22,7 @@ from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
 from server.delivery.providers import PushOffer
 from server.delivery.service import Outbox
+from server.impact.public_endpoints import router as impact_public_router
 from server.presence.endpoints import router as events_router
 from server.prompts.landing import router as landing_router
 from server.runtime import Runtime, system_clock
@@ -78,7 +79,15 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         log_client_addresses=settings.log_client_addresses,
         trusted_proxies=settings.trusted_proxies,
     )
-    routers = (health_router, enrol_router, events_router, mobile_router, admin_router, landing_router)
+    routers = (
+        health_router,
+        enrol_router,
+        events_router,
+        mobile_router,
+        admin_router,
+        landing_router,
+        impact_public_router,
+    )
     for router in (*routers, docs_router, home_router):
         app.include_router(router)
     return app

@@ -206,7 +206,7 @@ def _budgets_spent(session: Session, deltas: dict[Key, int], now: datetime) -> N
                 ImpactDaily.detail == Reason.PROMPTED,
             )
         )
-        if given is not None and given >= budget:
+        if given is not None and budget is not None and given >= budget:
             webhooks.enqueue(
                 session,
                 organisation_id,

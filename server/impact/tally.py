@@ -154,11 +154,12 @@ def pushes_sent(session: Session, claims: Sequence[tuple[int, int]], now: dateti
     reached: set[int] = set()
     for _, decision_id, channel, site_id, campaign_id, variant_id, decided_at, day, zone, _ in rows:
         day = day or local_day(zone, decided_at)
-        keys = {"campaign_id": campaign_id, "variant_id": variant_id, "at": now}
-        out.append(_row(site_id, day, DELIVERED, channel, **keys))
+        out.append(
+            _row(site_id, day, DELIVERED, channel, campaign_id=campaign_id, variant_id=variant_id, at=now)
+        )
         if decision_id not in before and decision_id not in reached:
             reached.add(decision_id)
-            out.append(_row(site_id, day, REACHED, **keys))
+            out.append(_row(site_id, day, REACHED, campaign_id=campaign_id, variant_id=variant_id, at=now))
     append(session, out)
 
 
