@@ -35,7 +35,7 @@ class Street:
         assert answer.status_code == 200, answer.text
 
     def walk(self, phone: Phone, dwells: list[float], leave: bool = False) -> None:
-        """An enter, then a dwell report at each of `dwells` seconds (the clock moves along), maybe an exit."""
+        """An enter, a dwell report at each of `dwells` seconds (the clock moving along), maybe an exit."""
         start = self.clock.now
         self.report(phone, "enter", 0)
         for dwell in dwells:
