@@ -219,8 +219,14 @@ def test_viewers_read_webhooks_but_do_not_configure_and_b_sees_none_of_a(quiet_c
         client.get(f"{API}/organisations/{org_b}/webhooks/{endpoint}/attempts", headers=owner_b).status_code
         == 404
     )
-    assert client.get(f"{API}/organisations/{org_b}/webhooks", headers=owner_b).json() == []
+    listed = client.get(f"{API}/organisations/{org_b}/webhooks", headers=owner_b).json()
+    assert {item["organisation_id"] for item in listed} == {org_b}  # B's own seeded endpoint only
     # An event of B's goes to none of A's endpoints.
     with client.app.state.runtime.sessions.begin() as s:
-        assert service.enqueue(s, org_b, "prompt.accepted", {"site_id": 1}) == 0
-        assert service.enqueue(s, org_a, "prompt.accepted", {"site_id": 1}) == 1
+        # Each organisation's own: B has its seeded endpoint, A its seeded one and the one made here.
+        assert service.enqueue(s, org_b, "prompt.accepted", {"site_id": 1}) == 1
+        assert service.enqueue(s, org_a, "prompt.accepted", {"site_id": 1}) == 2
+        queued = s.execute(select(WebhookMessage.endpoint_id)).scalars().all()
+        assert sorted(queued) == sorted(
+            [world.ids["b"]["endpoint_id"], world.ids["a"]["endpoint_id"], endpoint]
+        )
