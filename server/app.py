@@ -24,6 +24,7 @@ from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
 from server.delivery.providers import PushOffer
 from server.delivery.service import Outbox
+from server.impact.public_endpoints import router as impact_public_router
 from server.presence.endpoints import router as events_router
 from server.prompts.landing import router as landing_router
 from server.runtime import Runtime, system_clock
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         admin_router,
         landing_router,
         web_router,
+        impact_public_router,
         docs_router,
         home_router,
     )

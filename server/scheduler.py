@@ -16,9 +16,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from server.core.jobs import Job
 from server.core.migrate import SchemaWait
 from server.delivery.tasks import JOBS as delivery_jobs
+from server.impact.tasks import JOBS as impact_jobs
 from server.presence.tasks import JOBS as presence_jobs
 from server.retention.tasks import JOBS as retention_jobs
 from server.runtime import Runtime
+from server.webhooks.tasks import JOBS as webhook_jobs
 
 __all__ = ["Job", "start_scheduler"]
 
@@ -26,7 +28,7 @@ log = logging.getLogger("nahbar.scheduler")
 
 
 def _all_jobs() -> list[Job]:
-    return [*presence_jobs, *retention_jobs, *delivery_jobs]
+    return [*presence_jobs, *retention_jobs, *delivery_jobs, *impact_jobs, *webhook_jobs]
 
 
 def _guarded(job: Job, runtime: Runtime) -> Callable[[], None]:

@@ -13,11 +13,12 @@ from server.accounts.models import AdminSession, ApiToken, Invite
 from server.audit.models import AuditEntry
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core.const import SESSION_COOKIE
-from server.core.security import hash_password, hash_token
+from server.core.security import KeySealer, hash_password, hash_token
 from server.prompts.models import Delivery, PromptDecision
 from server.sites.models import SiteBeacon
 from server.sites.service import issue_enrolment_code
 from server.tenancy.models import AdminUser, Membership, Organisation, PlatformSettings
+from server.webhooks.models import WebhookEndpoint
 
 PASSWORD = "correct horse battery staple"
 API = "/admin/api/v1"
@@ -102,6 +103,13 @@ def add_org(
     session.add(decision)
     session.flush()
     session.add(Delivery(decision_id=decision.id, channel_kind="inbox", status="available"))
+    endpoint = WebhookEndpoint(
+        organisation_id=org.id,
+        url=f"https://hooks.{slug}.example.org/nahbar",
+        event_types=["prompt.accepted"],
+        secret_sealed=KeySealer("test-secret-key-that-is-long-enough-0123456789").seal(b"whsec_x", b"unused"),
+    )
+    session.add(endpoint)
     session.add(
         AuditEntry(
             actor="cli",
@@ -120,6 +128,7 @@ def add_org(
         "gateway_id": gateway.id,
         "campaign_id": campaign.id,
         "invite_id": invite.id,
+        "endpoint_id": endpoint.id,
     }
 
 

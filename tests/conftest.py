@@ -153,6 +153,7 @@ def settings(database_url: str) -> Settings:
         secret_key=TEST_SECRET,
         eid_rotation_exponent=10,
         allow_private_push_hosts=True,
+        allow_private_webhook_hosts=True,
     )
 
 

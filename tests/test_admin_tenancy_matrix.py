@@ -108,6 +108,29 @@ MATRIX: dict[tuple[str, str], Case] = {
         "object", {"test_device_id": "{test_device_id}", "language": "de"}, ok=201
     ),
     ("DELETE", "/organisations/{org_id}/test-devices/{test_device_id}"): Case("object", ok=204),
+    ("GET", "/organisations/{org_id}/impact/funnel"): Case("object"),
+    ("GET", "/organisations/{org_id}/impact/funnel.csv"): Case("object"),
+    ("GET", "/organisations/{org_id}/impact/suppressions"): Case("object"),
+    ("GET", "/organisations/{org_id}/impact/suppressions.csv"): Case("object"),
+    ("GET", "/organisations/{org_id}/impact/variants"): Case("object"),
+    ("GET", "/organisations/{org_id}/impact/daily-aggregates"): Case("object"),
+    ("GET", "/organisations/{org_id}/open-data"): Case("object"),
+    ("PUT", "/organisations/{org_id}/open-data"): Case("object", {"licence": "CC0-1.0"}),
+    ("POST", "/organisations/{org_id}/confirmation-secret"): Case("object", {"grace_hours": 1}, ok=201),
+    ("DELETE", "/organisations/{org_id}/confirmation-secret"): Case("object", ok=204),
+    ("GET", "/organisations/{org_id}/webhooks"): Case("object"),
+    ("POST", "/organisations/{org_id}/webhooks"): Case(
+        "object", {"url": "https://hooks.example.org/n", "event_types": ["prompt.accepted"]}, ok=201
+    ),
+    ("GET", "/organisations/{org_id}/webhooks/{endpoint_id}"): Case("object"),
+    ("PATCH", "/organisations/{org_id}/webhooks/{endpoint_id}"): Case("object", {"enabled": False}),
+    ("POST", "/organisations/{org_id}/webhooks/{endpoint_id}/rotate-secret"): Case(
+        "object", {"grace_hours": 1}
+    ),
+    ("POST", "/organisations/{org_id}/webhooks/{endpoint_id}/test"): Case("object", ok=202),
+    ("GET", "/organisations/{org_id}/webhooks/{endpoint_id}/messages"): Case("object"),
+    ("GET", "/organisations/{org_id}/webhooks/{endpoint_id}/attempts"): Case("object"),
+    ("DELETE", "/organisations/{org_id}/webhooks/{endpoint_id}"): Case("object", ok=204),
     ("GET", "/decisions"): Case("list"),
     ("GET", "/deliveries"): Case("list"),
     ("GET", "/audit"): Case("list"),

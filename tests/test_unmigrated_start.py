@@ -23,7 +23,15 @@ from tests.conftest import TEST_SECRET
 WAITS = " waits for the database schema"
 STILL_WAITS = " still waits for the database schema"
 # What fails on an empty database within seconds of the start: the sender at once, the jobs run at start.
-COMPONENTS = ("the outbox sender", "job eid-rotation", "job retention", "job accounts-cleanup")
+COMPONENTS = (
+    "the outbox sender",
+    "job eid-rotation",
+    "job retention",
+    "job accounts-cleanup",
+    "job impact-fold",
+    "job webhook-send",
+    "job webhook-log-cleanup",
+)
 
 
 def _wait_for(condition: Callable[[], bool], within_s: float, what: str) -> None:

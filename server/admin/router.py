@@ -11,11 +11,13 @@ from server.accounts.endpoints import users_router
 from server.audit.endpoints import router as audit_router
 from server.campaigns.endpoints import router as campaigns_router
 from server.campaigns.trial_send_endpoints import router as trial_send_router
+from server.impact.admin_endpoints import router as impact_router
 from server.policy.admin_endpoints import router as policy_router
 from server.policy.admin_simulate import router as simulate_router
 from server.prompts.admin_endpoints import router as support_router
 from server.sites.admin_endpoints import router as sites_router
 from server.tenancy.endpoints import router as tenancy_router
+from server.webhooks.admin_endpoints import router as webhooks_router
 
 ADMIN_PREFIX = "/admin/api/v1"
 
@@ -47,5 +49,7 @@ for part in (
     policy_router,
     simulate_router,
     trial_send_router,
+    impact_router,
+    webhooks_router,
 ):
     router.include_router(part)

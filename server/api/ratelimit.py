@@ -145,6 +145,14 @@ def limit_sightings(request: Request, runtime: Runtime, subscriber_id: uuid.UUID
     )
 
 
+def limit_by_client(
+    request: Request, runtime: Runtime, name: str, capacity: int, period_s: float, message: str
+) -> None:
+    """At most `capacity` requests per `period_s` from one client address, for public endpoints."""
+    limiter = _limiter(request, runtime, name, capacity, period_s)
+    _take(limiter, client_address(request, runtime.settings.trusted_proxies), message)
+
+
 PAIRING_ATTEMPTS_PER_HOUR: Final = 10
 
 

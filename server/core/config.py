@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # Web Push endpoints on loopback or private addresses (a local push service in tests and the demo); off,
     # such endpoints are refused at registration and at every connection (server-side request forgery).
     allow_private_push_hosts: bool = False
+    # Webhooks to charities' own systems: the same guard, its own switch (tests run local receivers).
+    allow_private_webhook_hosts: bool = False
+    # How long a webhook receiver may take to answer (and, up to 5 s of it, to accept the connection).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    # Requests for a charity's open data per minute from one client address (per process).
+    open_data_per_minute_per_client: int = Field(default=30, ge=1, le=10_000)
     # FCM HTTP v1: a service-account JSON key (its token_uri is where the OAuth token is fetched).
     fcm_service_account_file: str | None = None
     fcm_project_id: str | None = None  # defaults to the service account's project_id

@@ -30,6 +30,7 @@ from server.delivery.providers import Provider, build_providers
 from server.delivery.providers.base import Message, Result, Target
 from server.delivery.providers.base import Outcome as Sent
 from server.delivery.repository import Due, Finish
+from server.impact import tally
 from server.prompts.tokens import SECRET_INFO, WAKE_INFO, collapse_id, landing_token
 
 log = logging.getLogger("nahbar.delivery")
@@ -280,6 +281,8 @@ class Outbox:
                 },
             )
         repository.finish(session, finishes)
+        sent = [f.claimed for f in finishes if f.values.get("status") == DeliveryStatus.SENT]
+        tally.pushes_sent(session, sent, self._clock())
         if gone:
             repository.retire_channels(session, gone, self._clock())
         for attempt in attempts:

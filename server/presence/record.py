@@ -23,6 +23,7 @@ from server.core.bulk import insert_query, insert_rows, new_ids_query, update_qu
 from server.core.const import EventKind
 from server.core.direct import Query
 from server.core.listparam import in_list
+from server.impact import tally
 from server.policy.decide import NOT_YET
 from server.policy.live import DeciderLoad, SiteRef
 from server.policy.repository import lock_queries, people_of
@@ -187,6 +188,7 @@ def record_sightings(
             visit.changed = True
         decided.append((n, visit, item, decision, slot))
         results[n] = Recorded()
+    started = visits.new_visits()
     if ids is None:
         visits.write(session)
         event_of = _insert_events(session, [(items[n], n, _id(visit)) for n, visit in event_visits])
@@ -216,7 +218,39 @@ def record_sightings(
     for n, *_ in decided:
         if n in event_of:
             results[n] = Recorded(decision=recorded[event_of[n]])
+    _tally(session, items, started, decided, event_of, recorded)
     return results
+
+
+def _tally(
+    session: Session,
+    items: Sequence[Pending],
+    started: list[_Visit],
+    decided: list[_Choice],
+    event_of: dict[int, int],
+    recorded: dict[int, DecisionRecord],
+) -> None:
+    """The batch's visits begun and decisions recorded, to the impact ledger (its funnel counts)."""
+    zones = {item.site.id: item.site.timezone for item in items}
+    facts = []
+    for n, visit, item, decision, _ in decided:
+        record = recorded.get(event_of.get(n, -1))
+        if record is None:
+            continue
+        facts.append(
+            tally.DecisionFact(
+                item.site.id,
+                item.site.timezone,
+                item.received_at,
+                record.reason,
+                record.campaign_id,
+                # A prompt that lost its day slot was recorded as suppressed, without its variant.
+                decision.variant_id if record.reason == decision.reason else None,
+                visit.id,
+            )
+        )
+    now = max(item.received_at for item in items)
+    tally.sightings(session, [(v.site_id, zones[v.site_id], v.started_at) for v in started], facts, now)
 
 
 _Choice = tuple[int, "_Visit", Pending, Any, int | None]  # position, visit, sighting, decision, day slot
@@ -434,6 +468,10 @@ class _VisitBook:
             visit.ended_at = None  # back again within the gap: the same visit goes on
         visit.changed = True
         return visit
+
+    def new_visits(self) -> list[_Visit]:
+        """The visits this batch begins (their ids are set once written)."""
+        return self._changed()[0]
 
     def _changed(self) -> tuple[list[_Visit], list[_Visit]]:
         """The changed visits: (new, stored)."""

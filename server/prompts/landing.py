@@ -21,6 +21,7 @@ from server.api.deps import RuntimeDep, SessionDep
 from server.campaigns.models import Campaign, CampaignVariant
 from server.core.const import LANGUAGES, Outcome, ResponseKind
 from server.core.security import hash_token
+from server.impact import confirmations
 from server.prompts import repository
 from server.prompts.landing_html import Prompt, message_page, prompt_page
 from server.prompts.models import PromptDecision
@@ -120,9 +121,12 @@ def go(token: str, request: Request, session: SessionDep, runtime: RuntimeDep) -
     if isinstance(found, Response):
         return found
     _record(session, runtime, found, ResponseKind.ACCEPTED)
-    return RedirectResponse(
-        found.campaign.cta_url or "/", status_code=303, headers={"Referrer-Policy": "no-referrer"}
-    )
+    target = found.campaign.cta_url or "/"
+    if found.campaign.cta_url:  # the prompt's opaque reference, where the charity confirms sign-ups
+        secret = runtime.settings.secret_key.get_secret_value()
+        organisation_id = found.campaign.organisation_id
+        target = confirmations.link(session, secret, found.decision, organisation_id, target, runtime.clock())
+    return RedirectResponse(target, status_code=303, headers={"Referrer-Policy": "no-referrer"})
 
 
 @router.post("/{token}", response_class=HTMLResponse)

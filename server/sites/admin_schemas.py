@@ -71,6 +71,10 @@ class SiteUpdate(BaseModel):
     quiet_end: HHMM | None = None
     ibeacon_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
     ibeacon_major: int | None = Field(default=None, ge=0, le=65535)
+    open_data: bool | None = Field(
+        default=None,
+        description="Publish this site's daily counts (k-anonymised) at the organisation's open-data URL",
+    )
 
     _trimmed = field_validator("name", "address")(not_blank)
 
@@ -88,6 +92,7 @@ class SitePublic(BaseModel):
     quiet_end: str
     ibeacon_uuid: str | None
     ibeacon_major: int | None
+    open_data: bool
     created_at: datetime
     version: int
 

@@ -79,7 +79,7 @@ def update_site(
     site = visible_site(scope, session, site_id)
     scope.require(site.organisation_id, Role.EDITOR)
     changes = body.model_dump(exclude_unset=True)
-    for required in ("name", "language", "quiet_start", "quiet_end"):
+    for required in ("name", "language", "quiet_start", "quiet_end", "open_data"):
         if required in changes and changes[required] is None:
             raise RuleViolation(f"{required} cannot be empty.", extra={"field": required})
     if "quiet_start" in changes or "quiet_end" in changes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.db import Base, utcnow
@@ -27,6 +27,8 @@ class Site(Base):
     # The iBeacon region iOS phones monitor for this site (the phone-reported sighting path).
     ibeacon_uuid: Mapped[str | None] = mapped_column(String(36))
     ibeacon_major: Mapped[int | None] = mapped_column()
+    # The charity publishes this site's daily counts as open data (k-anonymised; server/impact/open_data.py).
+    open_data: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     version: Mapped[int] = mapped_column(default=1)
 

@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session
 
 from server.core.const import ResponseKind
 from server.core.errors import NotFound
+from server.impact import tally
 from server.policy.service import record_answer
 from server.prompts import repository as prompts
 from server.prompts.models import PromptResponse
 from server.subscribers import repository
 from server.subscribers.models import Exclusion
 from server.subscribers.service import add_exclusion
+from server.webhooks import events
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,4 +49,6 @@ def respond(
     if decision.campaign_id is not None:
         record_answer(session, subscriber_id, decision.campaign_id, kind, now)
     session.flush()
+    tally.responded(session, decision, kind, now)
+    events.prompt_answered(session, organisation_id, decision, kind, now)
     return Responded(response, exclusion, created=True)
