@@ -4,6 +4,7 @@ from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
 from server.audit.models import AuditEntry
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant, PairedDevice, PairingCode
 from server.core.db import Base
+from server.limits.models import RateLimitBucket
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.sites.models import Gateway, Site, SiteBeacon
@@ -31,6 +32,7 @@ __all__ = [
     "PlatformSettings",
     "PromptDecision",
     "PromptResponse",
+    "RateLimitBucket",
     "ProximityEvent",
     "PushChannel",
     "Site",
