@@ -24,13 +24,13 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import RuntimeDep
 from server.core.errors import NotFound, Unauthorized
+from server.core.serving import METRICS_FOLDER_ENV
 from server.delivery import repository as deliveries
 from server.runtime import Runtime
 from server.sites.admin_service import fleet_health
 
 router = APIRouter(include_in_schema=False)
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE: Final = re.compile(r"^gauge_live\w*_(\d+)\.db$")
 
 
@@ -85,7 +85,7 @@ def _forget_ended_workers(folder: Path) -> None:
 def exposition(runtime: Runtime) -> bytes:
     """Every metric in Prometheus's text format."""
     registry = CollectorRegistry()
-    folder = os.environ.get(MULTIPROC_ENV)
+    folder = os.environ.get(METRICS_FOLDER_ENV)
     if folder:
         _forget_ended_workers(Path(folder))
         multiprocess.MultiProcessCollector(registry, folder)  # type: ignore[no-untyped-call]
