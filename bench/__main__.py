@@ -13,6 +13,7 @@ from bench import report
 from bench.agent_throughput import Throughput, measure
 from bench.delivery import run as delivery
 from bench.mix import FOREIGN_PARTS, PARTS
+from bench.opt_in_propagation import run as opt_in_propagation
 from bench.policy import run as policy
 
 EID_ROTATION_TARGET_S: Final = 5.0  # one rotation of the EID table for 1,000,000 subscribers (issue 4)
@@ -274,7 +275,13 @@ startup until the index can answer.
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (all by default); exit 1 when a target was missed."""
-    benchmarks = {"agent": agent, "eid": eid_table, "policy": policy, "delivery": delivery}
+    benchmarks = {
+        "agent": agent,
+        "eid": eid_table,
+        "policy": policy,
+        "delivery": delivery,
+        "opt-in": opt_in_propagation,
+    }
     names = argv or list(benchmarks)
     unknown = [name for name in names if name not in benchmarks]
     if unknown:
