@@ -3,8 +3,10 @@ a person, token, EID or address, and nothing for a caller without the metrics to
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -153,6 +155,26 @@ def test_metrics_are_off_without_a_token_and_refused_without_the_right_one(meter
             assert (refused.status_code, refused.json()["code"]) == (401, "unauthorized")
         assert client.get("/metrics", headers=BEARER).status_code == 200
         assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_server_serves(metered, clock):
+    dashboard = json.loads((Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"\bnahbar_\w+", target["expr"])
+    }
+    with TestClient(create_app(metered, clock=clock)) as client:
+        answer = client.get("/metrics", headers=BEARER)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    served = {
+        family.name + suffix
+        for family in text_string_to_metric_families(answer.text)
+        for suffix in suffixes.get(family.type, ("",))
+    }
+    assert len(used) >= 10
+    assert used <= served, used - served
 
 
 @pytest.mark.slow

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: int = Field(default=10, ge=1, le=300)
     scheduler_enabled: bool = True  # background jobs (EID rotation, retention purge) in this process
     # Bearer token for GET /metrics (Prometheus); unset, /metrics answers 404.
-    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # A client's address is personal data: the access log leaves it out unless the operator needs it.
@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     def _split_proxies(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _unguessable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "NAHBAR_METRICS_TOKEN must be at least 16 random characters (for example: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         return value
 
     @field_validator("vapid_subject")

@@ -43,8 +43,9 @@ POOL_SIZE: Final = 4  # PostgreSQL connections of the database store per process
 POOL_WAIT_S: Final = 5.0
 STORE_TIMEOUT_S: Final = 2.0  # Redis: connect and answer within this, or the request goes through
 _WARN_EVERY_S: Final = 60.0
-# A take that waits longer than this on a row lock or the server gives up, and the request goes through.
-_STATEMENT_LIMITS: Final = "-c statement_timeout=2000 -c lock_timeout=2000"
+# A take that waits longer than this on a row lock or the server gives up, and the request goes through. No
+# wait for the WAL's flush at commit: a crash may forget the last moments' takes, which only a limit loses.
+_STATEMENT_LIMITS: Final = "-c statement_timeout=2000 -c lock_timeout=2000 -c synchronous_commit=off"
 
 
 class Buckets(Protocol):
