@@ -30,7 +30,7 @@ log = logging.getLogger("nahbar.presence.eid")
 
 CHANNEL: Final = "nahbar_opt_ins"
 WITHDRAWN: Final = "-"  # a payload starting with this names a withdrawal
-WAIT_S: Final = 1.0  # how often the listener looks up from waiting, to see whether it should stop
+WAIT_S: Final = 0.2  # how often the listener looks up from waiting, to see whether it should stop
 RECONNECT_S: Final = (1.0, 2.0, 5.0, 10.0, 30.0)  # waits between tries while the database is away
 _NOTIFY: Final = text("SELECT pg_notify(:channel, :payload)")
 
