@@ -212,3 +212,19 @@ def test_with_two_workers_any_scrape_counts_both_workers_requests(tmp_path, sqli
         # Each worker runs the EID rotation; one leads.
         assert _value(samples, "nahbar_scheduler_job_runs_total", job="eid-rotation", result="ok") >= 2
         assert _value(samples, "nahbar_scheduler_leader") == 1
+
+
+def test_metrics_answer_while_the_database_cannot(empty_database_url, clock):
+    """Before the migration (or with the database away) the workers' own metrics still come."""
+    unmigrated = Settings(
+        environment="test",
+        database_url=empty_database_url,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+        metrics_token=TOKEN,
+    )
+    with TestClient(create_app(unmigrated, clock=clock)) as client:
+        assert client.get("/healthz").status_code == 200
+        samples = _scrape(client)
+    names = {name for name, _ in samples}
+    assert "nahbar_outbox_pending" not in names
+    assert any(name.startswith("nahbar_http_request_duration_seconds") for name in names)

@@ -9,6 +9,7 @@ scrape time. Not part of the OpenAPI document: it is not an API for clients, and
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import RuntimeDep
@@ -30,6 +32,7 @@ from server.runtime import Runtime
 from server.sites.admin_service import fleet_health
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("nahbar.metrics")
 
 _LIVE_FILE: Final = re.compile(r"^gauge_live\w*_(\d+)\.db$")
 
@@ -42,9 +45,13 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = self._runtime.clock()
-        with self._runtime.sessions() as session:
-            pending, oldest = deliveries.pending_summary(session)
-            health = fleet_health(session, now)
+        try:
+            with self._runtime.sessions() as session:
+                pending, oldest = deliveries.pending_summary(session)
+                health = fleet_health(session, now)
+        except SQLAlchemyError as exc:  # the rest of the metrics still tell what the workers see
+            log.warning("metrics: the database did not answer", extra={"error": type(exc).__name__})
+            return
         depth = GaugeMetricFamily("nahbar_outbox_pending", "Deliveries waiting to be pushed (pending).")
         depth.add_metric([], pending)
         yield depth
