@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
-from server.core.leader import FileLeadership, leadership_for, lock_file_of
+from server.core.leader import AdvisoryLeadership, FileLeadership, leadership_for, lock_file_of
 from tests.processes import Background, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,3 +86,30 @@ def test_the_sqlite_lock_is_a_file_beside_the_database_that_one_holder_keeps(tmp
     first.close()
     assert second.held(), "once given up, the next one takes it"
     second.close()
+
+
+@pytest.mark.postgres
+def test_a_leader_whose_connection_breaks_stops_leading_and_another_takes_over(postgres_url):
+    first, second = leadership_for(postgres_url), leadership_for(postgres_url)
+    assert isinstance(first, AdvisoryLeadership)
+    try:
+        assert first.held()
+        assert not second.held()
+        # The server ends the leader's session (a restart, a network cut noticed by keepalives, an admin).
+        admin = create_engine(make_url(postgres_url).set(drivername="postgresql+psycopg"))
+        with admin.begin() as connection:
+            ended = connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ).all()
+        admin.dispose()
+        assert ended == [(True,)]
+        _until(second.held, "the lock was never released", within_s=10)
+        assert not first.held(), "the old leader noticed, and does not lead"
+        assert not first.held(), "nor after connecting again"
+    finally:
+        first.close()
+        second.close()
