@@ -11,6 +11,7 @@ from contextlib import ExitStack, contextmanager
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from server.app import create_app
@@ -63,13 +64,20 @@ def shared(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Setti
     client.close()
 
 
+def _refused(limit: str) -> float:
+    """How many requests this process refused by `limit` so far (its metric)."""
+    return REGISTRY.get_sample_value("nahbar_rate_limited_total", {"limit": limit}) or 0.0
+
+
 def test_opt_ins_from_one_address_are_counted_once_for_all_workers(shared: Settings, clock: Clock):
+    refused = _refused("optin")
     with _workers(shared, clock) as (first, second):
         answers = [(first, second)[n % 2].post("/mobile/v1/optin", json=OPT_IN) for n in range(12)]
 
     statuses = [answer.status_code for answer in answers]
     assert statuses == [201] * 10 + [429, 429], "10 an hour in all, not 10 per worker"
     assert answers[-1].headers["retry-after"] == "360"
+    assert _refused("optin") - refused == 2
 
 
 def test_sightings_of_one_device_are_counted_once_for_all_workers(shared: Settings, session, clock: Clock):
@@ -136,11 +144,13 @@ def test_concurrent_failed_logins_on_two_workers_lock_out_at_the_stated_number(
         def attempt(n: int) -> int:
             return login(workers[n % 2], "nobody@alpha.example", "wrong password").status_code
 
+        refused = _refused("login")
         with ThreadPoolExecutor(max_workers=12) as pool:
             statuses = list(pool.map(attempt, range(24)))
 
     assert statuses.count(401) == settings.max_failures_per_account, statuses
     assert statuses.count(429) == 24 - settings.max_failures_per_account
+    assert _refused("login") - refused == statuses.count(429)
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ log = logging.getLogger("nahbar.limits")
 
 # A refill computed in floating point may land a hair under a whole token: count that as a whole one.
 EPSILON: Final = 1e-9
-POOL_SIZE: Final = 4  # PostgreSQL connections of the database store per process, opened on demand
+POOL_SIZE: Final = 2  # PostgreSQL connections of the database store per process, opened on demand
 POOL_WAIT_S: Final = 5.0
 STORE_TIMEOUT_S: Final = 2.0  # Redis: connect and answer within this, or the request goes through
 _WARN_EVERY_S: Final = 60.0
