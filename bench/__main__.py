@@ -16,6 +16,7 @@ from bench.agent_throughput import Throughput, measure
 from bench.delivery import run as delivery
 from bench.mix import FOREIGN_PARTS, PARTS
 from bench.moment_report import run as moment
+from bench.opt_in_propagation import run as opt_in_propagation
 from bench.policy import run as policy
 
 EID_ROTATION_TARGET_S: Final = 5.0  # one rotation of the EID table for 1,000,000 subscribers (issue 4)
@@ -284,6 +285,7 @@ def main(argv: list[str]) -> int:
         "policy": policy,
         "delivery": delivery,
         "moment": moment,
+        "opt-in": opt_in_propagation,
     }
     names = argv or list(benchmarks)
     unknown = [name for name in names if name not in benchmarks]

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from mobile_api.schemas import OptInCreate, OptInPublic
 from server.api.deps import RuntimeDep, SessionDep
 from server.api.ratelimit import OptInRateLimit
+from server.presence.opt_in_notices import announce_opt_in
 from server.subscribers import service as subscribers
 
 router = APIRouter()
@@ -33,6 +34,7 @@ def opt_in(
         rotation_exponent=runtime.settings.eid_rotation_exponent,
         now=now,
     )
+    announce_opt_in(session, opted.keyed.subscriber_id)  # every other worker adds it when this commits
     session.commit()  # the phone may advertise at once: index it only once it is durable
     runtime.eid_index.add(opted.keyed)
     return OptInPublic(

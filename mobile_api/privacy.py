@@ -27,6 +27,7 @@ from mobile_api.schemas import (
 from server.api.deps import CurrentDevice, RuntimeDep, SessionDep
 from server.policy import history
 from server.policy.models import PersonHistory
+from server.presence.opt_in_notices import announce_withdrawal
 from server.subscribers import export
 from server.subscribers import service as subscribers
 
@@ -102,4 +103,5 @@ def withdraw_and_erase(subscriber: CurrentDevice, session: SessionDep, runtime: 
     # First out of the index: from this moment no event resolves to this person, even before the commit.
     runtime.eid_index.remove(subscriber.id)
     subscribers.withdraw_and_erase(session, subscriber.id, runtime.clock())
+    announce_withdrawal(session, subscriber.id)  # and out of every other worker's when this commits
     return Response(status_code=204)

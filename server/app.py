@@ -19,6 +19,7 @@ from server.api.headers import SecurityHeaders
 from server.api.health import router as health_router
 from server.api.home import router as home_router
 from server.api.limits import BodySizeLimit
+from server.api.metrics import router as metrics_router
 from server.api.openapi import install_openapi
 from server.core.config import Settings, get_settings
 from server.core.errors import install_error_handlers
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         outbox = Outbox(settings, runtime.sessions, clock)
         runtime.push = PushOffer.of(outbox.providers)
         outbox.start()  # before the first request: a prompt's commit wakes it
+        if runtime.opt_in_notices is not None:
+            runtime.opt_in_notices.start()
         scheduler = start_scheduler(runtime) if settings.scheduler_enabled else None
         # What exists now (the app, the models, the EID index) lives as long as the process: kept out of
         # the cyclic collector, whose full passes otherwise walked all of it and stopped every request for
@@ -57,6 +60,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
             gc.unfreeze()
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
+            if runtime.opt_in_notices is not None:
+                runtime.opt_in_notices.stop()
             outbox.stop()
             runtime.close()
 
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         impact_public_router,
         docs_router,
         home_router,
+        metrics_router,
     )
     for router in routers:
         app.include_router(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -41,13 +42,15 @@ def _refuse(*reasons: str) -> typer.Exit:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes (use PostgreSQL for more than one)."),
+    workers: int = typer.Option(
+        1, help="Worker processes (PostgreSQL for more than one machine; on SQLite, one machine)."
+    ),
 ) -> None:
     """Serve the API (run `nahbar migrate` first)."""
     import uvicorn
 
     from server.core.logging import logging_config
-    from server.core.serving import uvicorn_options
+    from server.core.serving import metrics_folder, uvicorn_options
 
     try:
         settings = get_settings()
@@ -57,15 +60,20 @@ def serve(
     if refusal is not None:
         raise _refuse(refusal)
     options = uvicorn_options(logging_config(settings.log_level, settings.log_format))
-    uvicorn.run(
-        "server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-        **options,
-    )
+    folder, made_here = metrics_folder(workers)
+    try:
+        uvicorn.run(
+            "server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+            **options,
+        )
+    finally:
+        if made_here and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @app.command()

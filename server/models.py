@@ -13,6 +13,7 @@ from server.impact.models import (
     OpenDataSettings,
     PromptReference,
 )
+from server.limits.models import RateLimitBucket
 from server.policy.models import PersonHistory
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -43,6 +44,7 @@ __all__ = [
     "PlatformSettings",
     "PromptDecision",
     "PromptResponse",
+    "RateLimitBucket",
     "ProximityEvent",
     "PushChannel",
     "Site",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,8 +17,10 @@ from server.core.config import Settings
 from server.core.db import POOL_RESERVE, make_engine, make_sessionmaker
 from server.core.security import KeySealer
 from server.delivery.providers import PushOffer
+from server.limits.buckets import Buckets, buckets_for
 from server.presence.batcher import SightingBatcher
 from server.presence.eid_index import EidIndex, Keyed
+from server.presence.opt_in_notices import OptInListener
 from server.presence.opt_ins import OptInLook
 from server.subscribers.models import Subscriber
 
@@ -37,6 +40,9 @@ class Runtime:
     eid_index: EidIndex
     clock: Callable[[], datetime]
     opt_ins: OptInLook
+    buckets: Buckets  # where the rate limits are counted (server/limits/buckets.py)
+    # Other workers' opt-ins as they commit (PostgreSQL); None on SQLite. Started by the app's lifespan.
+    opt_in_notices: OptInListener | None = None
     # Combines concurrent sightings (gateways' batches, phones' own) into one transaction; None for an
     # in-memory SQLite database, whose one connection belongs to one thread.
     sightings: SightingBatcher | None = None
@@ -51,11 +57,16 @@ class Runtime:
         sessions = make_sessionmaker(engine)
         sealer = KeySealer(settings.secret_key.get_secret_value())
 
-        def load_keys(since: datetime | None = None) -> Iterator[Keyed]:
-            """Every subscriber's key, or of those who opted in at or after `since` (for a look)."""
+        def load_keys(
+            since: datetime | None = None, ids: Sequence[uuid.UUID] | None = None
+        ) -> Iterator[Keyed]:
+            """Every subscriber's key, or of those who opted in at or after `since` (for a look), or of
+            `ids` (for notices)."""
             query = select(Subscriber.id, Subscriber.identity_key_sealed, Subscriber.rotation_exponent)
             if since is not None:
                 query = query.where(Subscriber.created_at >= since)
+            if ids is not None:
+                query = query.where(Subscriber.id.in_(ids))
             with sessions() as session:
                 for sub_id, sealed, k in session.execute(query):
                     yield Keyed(sub_id, sealer.open(sealed, sub_id.bytes), k)
@@ -78,9 +89,24 @@ class Runtime:
         url = engine.url
         in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         batcher = None if in_memory else SightingBatcher(sessions)
+        look = OptInLook(index, load_keys, clock)
+        notices = None
+        if url.get_backend_name() == "postgresql":
+            notices = OptInListener(settings.database_url, index, lambda ids: load_keys(ids=ids), look.now)
+        buckets = buckets_for(settings, engine, sessions, lambda: clock().timestamp())
         return cls(
-            settings, engine, sessions, sealer, index, clock, OptInLook(index, load_keys, clock), batcher
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            sealer=sealer,
+            eid_index=index,
+            clock=clock,
+            opt_ins=look,
+            buckets=buckets,
+            opt_in_notices=notices,
+            sightings=batcher,
         )
 
     def close(self) -> None:
+        self.buckets.close()
         self.engine.dispose()

@@ -23,6 +23,7 @@ from server.core.migrate import upgrade
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get("NAHBAR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+REDIS_URL = os.environ.get("NAHBAR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def require_part(available: bool, what: str) -> None:
@@ -114,6 +115,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     admin.dispose()
 
 
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated, empty PostgreSQL database private to the test, for what only PostgreSQL has (mark the
+    test `postgres`)."""
+    template = request.getfixturevalue("postgres_template")
+    name = f"nahbar_t_{uuid.uuid4().hex[:10]}"
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of each kind that was never migrated (no tables at all), private to the test."""
@@ -161,6 +177,21 @@ def settings(database_url: str) -> Settings:
 def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
     with TestClient(create_app(settings, clock=clock)) as client:
         yield client
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server the tests share (mark the test `redis`; give keys a prefix of the test's own)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        client.close()
+        require_part(False, f"Redis at {REDIS_URL} ({type(exc).__name__})")
+    client.close()
+    return REDIS_URL
 
 
 # --- A real server on a loopback port, for clients that speak real HTTP (the agent, the demo) ----------

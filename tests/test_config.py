@@ -47,3 +47,11 @@ def test_the_lease_check_reads_the_environment(monkeypatch):
         Settings()  # the default lease of 60 s is too short for 30 s pushes
     monkeypatch.setenv("NAHBAR_DELIVERY_LEASE_SECONDS", "72")
     assert Settings().delivery_lease_seconds == 72
+
+
+def test_redis_limits_need_a_redis_and_a_metrics_token_must_not_be_guessable():
+    with pytest.raises(ValidationError, match="NAHBAR_REDIS_URL"):
+        Settings(rate_limit_store="redis")
+    assert Settings(rate_limit_store="redis", redis_url="redis://127.0.0.1:6379/0").redis_url is not None
+    with pytest.raises(ValidationError, match="at least 16 random characters"):
+        Settings(metrics_token="short")

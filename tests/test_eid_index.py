@@ -144,6 +144,16 @@ def test_opting_in_again_replaces_the_key(clock: Clock):
     assert len(index) == 1
 
 
+def test_adding_a_subscriber_it_knows_already_keeps_them_resolving(clock: Clock):
+    """An opt-in adds the subscriber in the worker that took it, and its notice adds them again there."""
+    first = _keyed(1)
+    index = _index([], clock)
+    index.add(first)
+    index.add(first)
+    assert index.resolve(eid(first.identity_key, int(clock()), K)) == first.subscriber_id
+    assert len(index) == 1
+
+
 def test_subscribers_with_different_k_rotate_on_their_own_windows(clock: Clock):
     fast, slow = _keyed(1, k=4), _keyed(2, k=12)
     index = _index([fast, slow], clock)

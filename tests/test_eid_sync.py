@@ -1,7 +1,11 @@
-"""Opt-ins taken by one worker resolve in every other worker after the sync job's next run."""
+"""Opt-ins taken by one worker resolve in every other worker: at once by a notice (PostgreSQL), after the
+sync job's next run, or when a gateway brings the new EID."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -9,8 +13,15 @@ from server.app import create_app
 from server.core.config import Settings
 from server.presence.models import ProximityEvent
 from server.presence.tasks import sync_opt_ins
-from tests.conftest import Clock
+from server.runtime import Runtime
+from tests.conftest import TEST_SECRET, Clock
 from tests.world import Phone, enrol, event, make_charity, opt_in
+
+
+def _deaf(runtime: Runtime) -> None:
+    """This worker hears no notices (as while its listener reconnects): only the look can tell it."""
+    if runtime.opt_in_notices is not None:
+        runtime.opt_in_notices.stop()
 
 
 def test_an_opt_in_on_one_worker_resolves_on_another_after_the_sync(
@@ -24,11 +35,12 @@ def test_an_opt_in_on_one_worker_resolves_on_another_after_the_sync(
         TestClient(create_app(quiet, clock=clock)) as first,
         TestClient(create_app(quiet, clock=clock)) as second,
     ):
+        other = second.app.state.runtime
+        _deaf(other)
         phone = opt_in(first)
         broadcast = bytes.fromhex(phone.eid_at(clock()))
         subscriber = first.app.state.runtime.eid_index.resolve(broadcast)
         assert subscriber is not None
-        other = second.app.state.runtime
         assert other.eid_index.resolve(broadcast) is None, "the other worker has not heard of it yet"
 
         clock.advance(3)
@@ -48,6 +60,7 @@ def test_a_sighting_right_after_an_opt_in_on_another_worker_is_stored_not_droppe
         TestClient(create_app(quiet, clock=clock)) as second,
     ):
         gateway = enrol(second, charity.enrolment_code)
+        _deaf(second.app.state.runtime)
         phone = opt_in(first)  # the second worker has not heard of it, and no sync job runs
         stranger = bytes(range(16))  # an EID nobody broadcasts stays dropped
 
@@ -68,3 +81,38 @@ def test_a_sighting_right_after_an_opt_in_on_another_worker_is_stored_not_droppe
         stored = session.scalars(select(ProximityEvent.idempotency_key)).all()
         assert stored == ["event-0001"], "the new subscriber's sighting is stored, the stranger's dropped"
         assert len(second.app.state.runtime.eid_index) == 1
+
+
+def _until(condition, what: str, within_s: float = 15.0) -> None:
+    """Wait for a state to be reached (not a speed: bench/opt_in_propagation.py measures that)."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+@pytest.mark.postgres
+def test_a_notice_tells_another_worker_of_an_opt_in_and_a_withdrawal_without_any_look(
+    postgres_url: str, clock: Clock
+):
+    # No scheduler: neither the sync job nor the rotation runs; no gateway asks. Only the notice can tell.
+    quiet = Settings(
+        environment="test", database_url=postgres_url, secret_key=TEST_SECRET, scheduler_enabled=False
+    )
+    with (
+        TestClient(create_app(quiet, clock=clock)) as first,
+        TestClient(create_app(quiet, clock=clock)) as second,
+    ):
+        other = second.app.state.runtime
+        assert other.opt_in_notices is not None
+        assert other.opt_in_notices.listening.wait(15), "the listener connected and caught up"
+
+        phone = opt_in(first)
+        broadcast = bytes.fromhex(phone.eid_at(clock()))
+        subscriber = first.app.state.runtime.eid_index.resolve(broadcast)
+        assert subscriber is not None
+        _until(lambda: other.eid_index.resolve(broadcast) == subscriber, "the other worker never heard")
+
+        assert first.delete("/mobile/v1/me", headers=phone.headers).status_code == 204
+        _until(lambda: other.eid_index.resolve(broadcast) is None, "the withdrawal never reached it")
+        assert len(other.eid_index) == 0

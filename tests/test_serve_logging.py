@@ -19,9 +19,9 @@ def test_every_worker_logs_json_at_info_without_job_run_chatter_or_colours(tmp_p
     with Served(tmp_path, sqlite_copy(sqlite_template, tmp_path), workers=2) as server:
         assert server.process is not None
         parent = server.process.pid
-        # Each worker loads the EID index and runs the retention job once at start, both reported at INFO.
+        # Each worker loads the EID index; the one that leads the scheduler runs the retention job at start.
         server.wait_for(lambda out: len(_workers_reported(out, parent, "EID index loaded")) == 2)
-        server.wait_for(lambda out: len(_workers_reported(out, parent, "retention:")) == 2)
+        server.wait_for(lambda out: len(_workers_reported(out, parent, "retention:")) == 1)
         with httpx.Client(base_url=server.url) as client:
             for _ in range(10):
                 assert client.get("/healthz").status_code == 200
@@ -34,7 +34,10 @@ def test_every_worker_logs_json_at_info_without_job_run_chatter_or_colours(tmp_p
     for worker in workers:
         events = {r["event"] for r in lines if r["pid"] == worker and r["level"] == "info"}
         assert "EID index loaded" in events
-        assert any(e.startswith("retention:") for e in events)
+    # Leader-only jobs ran in one worker: the leader, which said so.
+    leaders = _workers_reported(output, parent, "now the scheduler leader")
+    assert len(leaders) == 1, output
+    assert _workers_reported(output, parent, "retention:") == leaders
     access = [r for r in lines if r["logger"] == "nahbar.access"]
     assert len(access) >= 20, output  # the readiness probes come on top
     assert {r["pid"] for r in access} <= workers

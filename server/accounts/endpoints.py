@@ -22,7 +22,7 @@ from server.accounts.schemas import (
 from server.api.client import client_address
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.api.paging import Page, PageDep
-from server.core import const
+from server.core import const, metrics
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
 from server.tenancy.models import AdminUser
@@ -58,6 +58,7 @@ def login(body: LoginCreate, request: Request, session: SessionDep, runtime: Run
         answer = problem(exc.status, exc.code, exc.detail)
         if exc.status == 429:
             answer.headers["Retry-After"] = str(runtime.settings.login_window_seconds)
+            metrics.RATE_LIMITED.labels("login").inc()
         return answer
     principal = service.authenticate(
         session, bearer=None, cookie=done.session_token, csrf=None, method="GET", now=runtime.clock()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, CursorResult, delete, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, CursorResult, delete, false, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
@@ -111,6 +111,25 @@ def tokens(scope: Principal, session: Session) -> Sequence[ApiToken]:
 
 def token(scope: Principal, session: Session, token_id: int) -> ApiToken | None:
     return session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == scope.user_id))
+
+
+_ATTEMPTS_LOCK: Final = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_TAKE_WRITE_LOCK: Final = update(LoginAttempt).where(false()).values(succeeded=false())
+
+
+def serialise_attempts(session: Session, email: str, client: str | None) -> None:
+    """Hold, until the transaction ends, the lock of this e-mail's (and client's) login attempts, so that
+    attempts in flight on any worker are counted one after the other, not all checked before any is recorded.
+
+    PostgreSQL: transaction-level advisory locks, e-mail first, then client (one order: no deadlock). SQLite:
+    a write that changes nothing takes the database's one write lock, and the counts read after it see every
+    attempt committed before."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(_TAKE_WRITE_LOCK)
+        return
+    session.execute(_ATTEMPTS_LOCK, {"key": f"login-email:{email}"})
+    if client is not None:
+        session.execute(_ATTEMPTS_LOCK, {"key": f"login-client:{client[:64]}"})
 
 
 def record_attempt(session: Session, email: str, client: str, succeeded: bool, now: datetime) -> None:

@@ -49,7 +49,9 @@ class LoggedIn:
 def check_lockout(
     session: Session, email: str, client: str | None, now: datetime, settings: Settings
 ) -> None:
-    """429 when this e-mail (or this client) failed too often within the lockout window."""
+    """429 when this e-mail (or this client) failed too often within the lockout window. Holds the lock of
+    their attempts until the transaction ends: the caller records this attempt in the same transaction."""
+    repository.serialise_attempts(session, email, client)
     since = now - timedelta(seconds=settings.login_window_seconds)
     wait = f"wait {-(-settings.login_window_seconds // 60)} minutes and try again"
     if repository.failures_for_email(session, email, since) >= settings.max_failures_per_account:

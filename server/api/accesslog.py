@@ -19,10 +19,12 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.client import Network, client_address
+from server.core import metrics
 
 log = logging.getLogger("nahbar.access")
 
 UNMATCHED: Final = "*"  # stands for the rest of a path that matched no route
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Templates:
@@ -57,7 +59,8 @@ class _Templates:
 
 
 class AccessLog:
-    """Logs method, route template, status and duration of each HTTP request to `nahbar.access`."""
+    """Logs method, route template, status and duration of each HTTP request to `nahbar.access`, and counts
+    them in the request latency histogram (labelled by the same template, never the path)."""
 
     def __init__(
         self, app: ASGIApp, log_client_addresses: bool = False, trusted_proxies: Sequence[Network] = ()
@@ -68,7 +71,7 @@ class AccessLog:
         self._templates: _Templates | None = None  # the app's routes are complete at the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -88,9 +91,14 @@ class AccessLog:
     def _log(self, scope: Scope, status: int, seconds: float) -> None:
         if self._templates is None:
             self._templates = _Templates(scope["app"].routes)
+        route = self._templates.of(scope)
+        method = scope["method"] if scope["method"] in _METHODS else "other"  # a client may send any word
+        metrics.REQUEST_SECONDS.labels(method, route, str(status)).observe(seconds)
+        if not log.isEnabledFor(logging.INFO):
+            return
         fields: dict[str, object] = {
             "method": scope["method"],
-            "path": self._templates.of(scope),
+            "path": route,
             "status": status,
             "ms": round(seconds * 1000, 1),
         }

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     optin_per_hour_per_client: int = Field(default=10, ge=1, le=100_000)
     sightings_per_minute_per_device: int = Field(default=30, ge=1, le=10_000)
     rate_limit_max_keys: int = Field(default=100_000, ge=100, le=10_000_000)
+    # Where the limits are counted (server/limits/buckets.py). auto: Redis when redis_url is set, else the
+    # database on PostgreSQL (all workers and machines together), else this process's memory (SQLite).
+    rate_limit_store: Literal["auto", "memory", "database", "redis"] = "auto"
+    redis_url: SecretStr | None = None  # redis://[:password@]host:6379/0; may hold a password
+    redis_prefix: str = Field(default="nahbar:", max_length=64)  # for a Redis shared with other services
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); empty: none is.
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     # Requests one worker handles at once (the rest wait up to request_queue_seconds, then get 503); below
@@ -83,6 +88,8 @@ class Settings(BaseSettings):
     # How long a stopping worker lets the requests under way finish before it closes their connections.
     shutdown_timeout_seconds: int = Field(default=10, ge=1, le=300)
     scheduler_enabled: bool = True  # background jobs (EID rotation, retention purge) in this process
+    # Bearer token for GET /metrics (Prometheus); unset, /metrics answers 404.
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # A client's address is personal data: the access log leaves it out unless the operator needs it.
@@ -100,6 +107,16 @@ class Settings(BaseSettings):
     def _split_proxies(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _unguessable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "NAHBAR_METRICS_TOKEN must be at least 16 random characters (for example: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         return value
 
     @field_validator("vapid_subject")
@@ -157,6 +174,12 @@ class Settings(BaseSettings):
             url = urlsplit(self.public_url)
             local = url.scheme == "http" and url.hostname in {"127.0.0.1", "localhost"}
             self.cookie_secure = not (self.environment == "development" and local)
+        return self
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> Self:
+        if self.rate_limit_store == "redis" and self.redis_url is None:
+            raise ValueError("NAHBAR_RATE_LIMIT_STORE is redis: set NAHBAR_REDIS_URL (redis://host:6379/0)")
         return self
 
     @property

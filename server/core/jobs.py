@@ -11,9 +11,13 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class Job:
     """A function of the process's runtime (`server.runtime.Runtime`, which sits above the domains), run
-    every `every_s` seconds (and once at start when `at_start`)."""
+    every `every_s` seconds (and once at start when `at_start`).
+
+    A job runs only in the scheduler's leader, one process for the whole deployment, unless `every_process`:
+    for what each process keeps for itself (its own EID tables), which every process must do on its own."""
 
     name: str
     run: Callable[[Any], object]
     every_s: float
     at_start: bool = False
+    every_process: bool = False

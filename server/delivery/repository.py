@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy import Table, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import CampaignVariant
@@ -55,6 +55,15 @@ class Finish:
 
     claimed: Claimed
     values: dict[str, Any]
+
+
+def pending_summary(session: Session) -> tuple[int, datetime | None]:
+    """How many deliveries wait to be sent, and when the oldest of them was created (for the metrics)."""
+    query = select(func.count(), func.min(Delivery.created_at)).where(
+        Delivery.status == DeliveryStatus.PENDING
+    )
+    count, oldest = session.execute(query).one()
+    return int(count), oldest
 
 
 def expire_due(session: Session, now: datetime) -> int:

@@ -20,7 +20,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.core import const
+from server.core import const, metrics
 from server.core.config import Settings
 from server.core.const import DeliveryStatus, Outcome
 from server.core.db import write_lock
@@ -217,17 +217,19 @@ class Outbox:
         for row in due:
             provider = self.providers.get(row.channel_kind)
             if row.expires_at is not None and row.expires_at <= now:
-                settled.append(
-                    Finish(row.claimed, {"status": DeliveryStatus.EXPIRED, "last_error": "expired"})
-                )
+                finish = Finish(row.claimed, {"status": DeliveryStatus.EXPIRED, "last_error": "expired"})
             elif row.endpoint is None or row.channel_retired:
-                settled.append(_failed(row, "channel removed"))
+                finish = _failed(row, "channel removed")
             elif row.title is None:
-                settled.append(_failed(row, "the campaign's variant was removed"))
+                finish = _failed(row, "the campaign's variant was removed")
             elif provider is None:
-                settled.append(_failed(row, f"{row.channel_kind} push is not configured on this server"))
+                finish = _failed(row, f"{row.channel_kind} push is not configured on this server")
             else:
                 sends.append((row, provider))
+                continue
+            settled.append(finish)
+            expired = finish.values["status"] == DeliveryStatus.EXPIRED
+            metrics.DELIVERIES.labels(row.channel_kind, "expired" if expired else "not_sent").inc()
         repository.finish(session, settled)
         return sends
 
@@ -257,6 +259,7 @@ class Outbox:
         except Exception as exc:  # a provider bug must not leave the row claimed until the lease ends
             log.exception("push provider %s failed", row.channel_kind)
             result = Result(Sent.RETRY, f"{type(exc).__name__}")
+        metrics.DELIVERIES.labels(row.channel_kind, result.outcome.value).inc()
         return Attempt(row, expires_at, result, self._clock())
 
     def _record(self, session: Session, attempts: Sequence[Attempt]) -> None:

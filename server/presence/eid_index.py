@@ -109,13 +109,18 @@ def _empty_table(entries: int) -> Table:
     return array("Q", [0]) * capacity, array("I", [0]) * capacity, capacity - 1
 
 
-def _insert(table: Table, key: int, number: int) -> None:
+def _insert(table: Table, key: int, number: int, alive: bytearray | None = None) -> None:
     keys, numbers, mask = table
     slot = key & mask  # EIDs are AES output: their low bits are already uniform
     while probe := keys[slot]:
         if probe == key:
-            if numbers[slot] != number:
-                numbers[slot] = AMBIGUOUS
+            current = numbers[slot]
+            if current != number:
+                # A removed or replaced subscriber's EIDs stay in the tables until the next build: one who
+                # takes them over (the same person added again, as an opt-in and its notice both do) gets
+                # the slot. Two living subscribers with one EID resolve to neither.
+                dead = alive is not None and current != AMBIGUOUS and not alive[current]
+                numbers[slot] = number if dead else AMBIGUOUS
             return
         slot = (slot + 1) & mask
     numbers[slot] = number  # the number first: a reader that finds the key must find its number
@@ -390,7 +395,7 @@ class EidIndex:
         tk = tks[row : row + 16]
         eid = _encryptor(_AES(tk), _ECB).update(eid_input(w, k))[:EID_LENGTH]
         if key := int.from_bytes(eid, "big"):
-            _insert(table, key, number)
+            _insert(table, key, number, self._alive)
 
     def add(self, keyed: Keyed) -> None:
         """Opt-in: the subscriber's EIDs resolve from now on (a known id is replaced)."""

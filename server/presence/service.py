@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.api.deps import GatewayAtSite
+from server.core import metrics
 from server.core.config import Settings
 from server.core.const import EventKind, Outcome
 from server.core.errors import NahbarError, NotFound, ServiceUnavailable, Unauthorized, validation_errors
@@ -122,6 +123,9 @@ def ingest(
     if look_for_opt_ins is not None and any(subscriber is None for _, subscriber in valid):
         look_for_opt_ins(arrived)
         valid = [(item, s or index.resolve(bytes.fromhex(item.eid))) for item, s in valid]
+    misses = sum(subscriber is None for _, subscriber in valid)
+    metrics.EID_RESOLUTIONS.labels("hit").inc(len(valid) - misses)
+    metrics.EID_RESOLUTIONS.labels("miss").inc(misses)
     order: list[tuple[str, int | None]] = []  # (event id, position among the pending) in the batch's order
     pending: list[Pending] = []
     for item, subscriber_id in valid:
@@ -155,9 +159,18 @@ def ingest(
         accepted.append(event_id)
         decision = result.decision if result is not None else None
         prompts += decision is not None and decision.outcome == Outcome.PROMPTED
+        if decision is not None:
+            metrics.DECISIONS.labels(decision.outcome, decision.reason).inc()
+    _count_events("gateway", len(raw_events), len(accepted), len(duplicates), len(rejected))
     if rejected:
         log.warning("batch items rejected", extra={"gateway": gateway.id, "rejected": len(rejected)})
     return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected, prompts=prompts)
+
+
+def _count_events(source: str, received: int, accepted: int, duplicate: int, rejected: int) -> None:
+    metrics.EVENTS_RECEIVED.labels(source).inc(received)
+    for result, count in (("accepted", accepted), ("duplicate", duplicate), ("rejected", rejected)):
+        metrics.EVENTS.labels(source, result).inc(count)
 
 
 class SightingRejected(NahbarError):
@@ -200,6 +213,7 @@ def report_phone_sighting(
     """
     problem = time_window_error(sighting.observed_at, now, config)
     if problem is not None:
+        _count_events("phone", 1, 0, 0, 1)
         raise SightingRejected(
             f"Invalid request: observed_at {problem}.",
             extra={"errors": [{"field": "observed_at", "message": problem}]},
@@ -216,6 +230,9 @@ def report_phone_sighting(
     recorded = record([Pending(subscriber_id, where, sighting, now)], config, ())[0]
     if recorded.unknown:
         raise Unauthorized("Unknown device token; opt in again to get a new one.")
+    _count_events("phone", 1, int(not recorded.duplicate), int(recorded.duplicate), 0)
+    if recorded.decision is not None:
+        metrics.DECISIONS.labels(recorded.decision.outcome, recorded.decision.reason).inc()
     if recorded.duplicate:
         with sessions() as session:
             found = repository.decision_for_phone_sighting(session, subscriber_id, sighting.key)

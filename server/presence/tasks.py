@@ -33,6 +33,6 @@ def sync_opt_ins(runtime: Runtime) -> int:
 
 # Every worker keeps its own table: these jobs must run in every process, not only in an elected leader.
 JOBS: list[Job] = [
-    Job("eid-rotation", rotate_eids, every_s=ROTATION_CHECK_S, at_start=True),
-    Job("eid-opt-in-sync", sync_opt_ins, every_s=SYNC_EVERY_S),
+    Job("eid-rotation", rotate_eids, every_s=ROTATION_CHECK_S, at_start=True, every_process=True),
+    Job("eid-opt-in-sync", sync_opt_ins, every_s=SYNC_EVERY_S, every_process=True),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from server.core.paging import PageParams, paginate
 from server.sites.models import Gateway, Site, SiteBeacon
@@ -78,3 +78,15 @@ def gateway(scope: Principal, session: Session, gateway_id: int) -> Gateway | No
     return session.scalar(
         select(Gateway).where(Gateway.id == gateway_id, scope.visible(Gateway.organisation_id))
     )
+
+
+def fleet(session: Session) -> Sequence[Gateway]:
+    """Every gateway of the platform, with what its health needs (for the operator's metrics)."""
+    columns = (
+        Gateway.revoked_at,
+        Gateway.enrolled_at,
+        Gateway.last_seen_at,
+        Gateway.config,
+        Gateway.last_heartbeat,
+    )
+    return session.scalars(select(Gateway).options(load_only(*columns))).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from sqlalchemy.orm import Session
 
@@ -158,6 +158,14 @@ def health(gateway: Gateway, now: datetime) -> Health:
     ):
         return "scanner_failing"
     return "ok"
+
+
+def fleet_health(session: Session, now: datetime) -> dict[Health, int]:
+    """How many of the platform's gateways are in each health state (every state named, 0 or not)."""
+    counts: dict[Health, int] = dict.fromkeys(get_args(Health), 0)
+    for gateway in repository.fleet(session):
+        counts[health(gateway, now)] += 1
+    return counts
 
 
 def gateway_public(gateway: Gateway, now: datetime) -> GatewayPublic:

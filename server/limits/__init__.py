@@ -1,0 +1,1 @@
+"""Rate limits counted in one place for every worker: in this process, the database, or Redis."""
