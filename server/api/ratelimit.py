@@ -23,7 +23,14 @@ from server.core.errors import NahbarError
 from server.limits.buckets import TokenBucketLimiter
 from server.runtime import Runtime
 
-__all__ = ["OptInRateLimit", "PairingRateLimit", "RateLimited", "TokenBucketLimiter", "limit_sightings"]
+__all__ = [
+    "OptInRateLimit",
+    "PairingRateLimit",
+    "RateLimited",
+    "TokenBucketLimiter",
+    "limit_by_client",
+    "limit_sightings",
+]
 
 
 class RateLimited(NahbarError):
@@ -80,8 +87,9 @@ def limit_by_client(
     request: Request, runtime: Runtime, name: str, capacity: int, period_s: float, message: str
 ) -> None:
     """At most `capacity` requests per `period_s` from one client address, for public endpoints."""
-    limiter = _limiter(request, runtime, name, capacity, period_s)
-    _take(limiter, client_address(request, runtime.settings.trusted_proxies), message)
+    _take(
+        runtime, name, capacity, period_s, client_address(request, runtime.settings.trusted_proxies), message
+    )
 
 
 PAIRING_ATTEMPTS_PER_HOUR: Final = 10
