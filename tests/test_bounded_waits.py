@@ -145,3 +145,13 @@ def _record(batcher: SightingBatcher, item: Pending, config: IngestConfig) -> ob
 def _settings(engine: Engine) -> Settings:
     url = engine.url.render_as_string(hide_password=False)
     return Settings(environment="test", database_url=url, secret_key=TEST_SECRET, scheduler_enabled=False)
+
+
+def test_readiness_that_fails_says_when_to_ask_again(client, session):
+    """An unmigrated or unreachable database answers 503 with Retry-After, like every other 503 here."""
+    session.execute(text("DROP TABLE alembic_version"))
+    session.commit()
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "migrations_pending"
+    assert answer.headers["retry-after"].isdigit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -12,6 +14,7 @@ from server.core.errors import problem
 from server.core.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
+RETRY: Final = {"Retry-After": "5"}  # not ready yet: a load balancer or client may ask again then
 
 
 @router.get("/healthz", operation_id="healthz")
@@ -37,14 +40,19 @@ def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
             connection.execute(text("SELECT 1"))
         current = current_revision(runtime.engine)
     except SQLAlchemyError as exc:
-        return problem(503, "database_unreachable", f"The database does not answer: {type(exc).__name__}.")
+        return problem(
+            503, "database_unreachable", f"The database does not answer: {type(exc).__name__}.", headers=RETRY
+        )
     head = head_revision()
     if current != head:
         return problem(
             503,
             "migrations_pending",
             f"Database schema is at {current}, code expects {head}: run 'nahbar migrate'.",
+            headers=RETRY,
         )
     if not runtime.eid_index.loaded:
-        return problem(503, "eid_index_loading", "The opted-in phones' keys are still being loaded.")
+        return problem(
+            503, "eid_index_loading", "The opted-in phones' keys are still being loaded.", headers=RETRY
+        )
     return {"status": "ready", "schema": head or ""}
