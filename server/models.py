@@ -1,6 +1,7 @@
 """Imports every domain's models so that `Base.metadata` is complete (Alembic and tests use it)."""
 
 from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
+from server.alerts.models import AlertMail, AlertState
 from server.audit.models import AuditEntry
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant, PairedDevice, PairingCode
 from server.core.db import Base
@@ -12,6 +13,8 @@ from server.tenancy.models import AdminUser, Membership, Organisation, PlatformS
 
 __all__ = [
     "AdminSession",
+    "AlertMail",
+    "AlertState",
     "AdminUser",
     "ApiToken",
     "AuditEntry",

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from server.alerts.tasks import JOBS as alert_jobs
 from server.core.jobs import Job
 from server.core.migrate import SchemaWait
 from server.delivery.tasks import JOBS as delivery_jobs
@@ -26,7 +27,7 @@ log = logging.getLogger("nahbar.scheduler")
 
 
 def _all_jobs() -> list[Job]:
-    return [*presence_jobs, *retention_jobs, *delivery_jobs]
+    return [*presence_jobs, *retention_jobs, *delivery_jobs, *alert_jobs]
 
 
 def _guarded(job: Job, runtime: Runtime) -> Callable[[], None]:
