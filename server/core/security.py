@@ -79,7 +79,7 @@ class KeySealer:
                 "NAHBAR_SECRET_KEY does not open the identity keys stored in this database: they were sealed "
                 "with another key. Start the server with the key this database was used with (a restored "
                 "backup needs the key of the server it came from); without it no opted-in phone can be "
-                "recognised. See docs/deployment.md, \"Secrets\"."
+                'recognised. See docs/deployment.md, "Secrets".'
             ) from None
 
 
