@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import sys
 from datetime import datetime
@@ -19,6 +20,32 @@ from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
 from server.core.migrate import upgrade
 
 app = typer.Typer(help="Nahbar server commands.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def settings_file(
+    env_file: Path | None = typer.Option(
+        None,
+        "--env-file",
+        help="Read NAHBAR_* settings from this file (KEY=value lines, as in /etc/nahbar/nahbar.env); a "
+        "variable already set in the environment wins.",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
+) -> None:
+    """Nahbar server commands."""
+    if env_file is not None:
+        load_settings_file(env_file)
+
+
+def load_settings_file(path: Path) -> None:
+    """Put the file's NAHBAR_* settings into this process's environment (and so its workers'), unless set."""
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if key.startswith("NAHBAR_") and value is not None:
+            os.environ.setdefault(key, value)
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """Imports every domain's models so that `Base.metadata` is complete (Alembic and tests use it)."""
 
 from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
+from server.alerts.models import AlertMail, AlertState
 from server.audit.models import AuditEntry
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant, PairedDevice, PairingCode
 from server.core.db import Base
@@ -24,6 +25,8 @@ from server.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessa
 
 __all__ = [
     "AdminSession",
+    "AlertMail",
+    "AlertState",
     "AdminUser",
     "ApiToken",
     "AuditEntry",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from server.alerts.tasks import JOBS as alert_jobs
 from server.core import metrics
 from server.core.jobs import Job
 from server.core.leader import CLAIM_EVERY_S, Leadership, leadership_for
@@ -34,7 +35,15 @@ log = logging.getLogger("nahbar.scheduler")
 
 
 def _all_jobs() -> list[Job]:
-    return [*presence_jobs, *retention_jobs, *delivery_jobs, *impact_jobs, *webhook_jobs, *limits_jobs]
+    return [
+        *presence_jobs,
+        *retention_jobs,
+        *delivery_jobs,
+        *impact_jobs,
+        *webhook_jobs,
+        *limits_jobs,
+        *alert_jobs,
+    ]
 
 
 def _guarded(job: Job, runtime: Runtime, leadership: Leadership | None) -> Callable[[], None]:

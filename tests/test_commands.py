@@ -100,19 +100,29 @@ def _code_in(path: Path) -> list[str]:
 
 
 def documented_subcommands() -> set[str]:
-    """`nahbar x` and `beacon-agent x` (or `beacon-agent a|b`) as README.md and firmware_notes/ show them."""
+    """`nahbar x` and `beacon-agent x` (or `beacon-agent a|b`) as README.md, firmware_notes/, the operator's
+    guide (docs/deployment.md) and the units in deploy/ show them."""
     found = set()
-    for path in [ROOT / "README.md", *sorted((ROOT / "firmware_notes").iterdir())]:
+    guides = [ROOT / "README.md", ROOT / "docs" / "deployment.md"]
+    units = sorted(path for path in (ROOT / "deploy").iterdir() if path.suffix in (".service", ".timer"))
+    for path in [*guides, *sorted((ROOT / "firmware_notes").iterdir()), *units]:
         for code in _code_in(path):
+            if code.lstrip().startswith("#"):
+                continue  # a comment: "readable by the nahbar group" names no command
             words = code.split()
             for at, word in enumerate(words[:-1]):
-                program = word.rsplit("/", 1)[-1].removeprefix("ExecStart=")
+                word = word.removeprefix("ExecStart=")
+                # A program by its name or its path in a bin folder (/var/lib/nahbar is a folder).
+                program = word.rsplit("/", 1)[-1] if "/" not in word or "/bin/" in word else ""
                 # `sudo -u beacon-agent beacon-agent scan`: the first is the user, the second the program.
                 if program in ("nahbar", "beacon-agent") and (
                     at == 0 or words[at - 1] not in ("-u", "-o", "-g")
                 ):
-                    if _SUBCOMMAND.fullmatch(words[at + 1]):
-                        found |= {f"{program} {sub}" for sub in words[at + 1].split("|")}
+                    after = words[at + 1 :]
+                    if after[:1] == ["--env-file"]:  # `nahbar --env-file FILE migrate`
+                        after = after[2:]
+                    if after and _SUBCOMMAND.fullmatch(after[0]):
+                        found |= {f"{program} {sub}" for sub in after[0].split("|")}
     return found
 
 
@@ -122,6 +132,8 @@ def test_every_subcommand_defined_or_documented_is_run_here():
     assert {
         "nahbar gateway-code",
         "nahbar migrate",
+        "nahbar create-admin",
+        "nahbar serve",
         "beacon-agent enroll",
         "beacon-agent doctor",
     } <= documented

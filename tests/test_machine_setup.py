@@ -25,6 +25,7 @@ DPKG_CHECKED = [
     "chromium",
     "fonts-liberation",
     "libatomic1",
+    "systemd",
 ]
 
 

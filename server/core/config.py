@@ -101,6 +101,19 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=15 * 60, ge=60, le=86_400)  # failures older are forgotten
     max_failures_per_account: int = Field(default=5, ge=1, le=1_000)  # per e-mail, within the window
     max_failures_per_client: int = Field(default=20, ge=1, le=100_000)  # per client address, in the window
+    # E-mail for alerts to organisations' owners (server/alerts); unset host: no e-mail, a warning once.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # STARTTLS before anything else; on, a server that does not offer it gets no mail (never in clear).
+    smtp_starttls: bool = True
+    smtp_from: str | None = None  # the From address, e.g. "Nahbar <alerts@your.org>"
+    # Alerts: a gateway silent (no heartbeat) or with a failing scanner this long; a site beacon whose
+    # battery reports less than this; a site beacon not heard for this long.
+    alert_gateway_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    alert_battery_mv: int = Field(default=2_500, ge=0, le=10_000)
+    alert_beacon_unheard_hours: int = Field(default=24, ge=1, le=30 * 24)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -167,6 +180,21 @@ class Settings(BaseSettings):
                 "every slow push again. Raise the lease or lower the push timeout."
             )
         return self
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> Self:
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError(
+                "NAHBAR_SMTP_FROM must be set with NAHBAR_SMTP_HOST: the address alert e-mails come from "
+                "(for example: Nahbar <alerts@your.org>)"
+            )
+        if bool(self.smtp_username) != (self.smtp_password is not None):
+            raise ValueError("NAHBAR_SMTP_USERNAME and NAHBAR_SMTP_PASSWORD go together: set both or neither")
+        return self
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     @model_validator(mode="after")
     def _cookie_secure_default(self) -> Self:

@@ -9,6 +9,7 @@ import uuid
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
@@ -71,7 +72,19 @@ class KeySealer:
         return nonce + self._aead.encrypt(nonce, plaintext, context)
 
     def open(self, sealed: bytes, context: bytes) -> bytes:
-        return self._aead.decrypt(sealed[:12], sealed[12:], context)
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], context)
+        except InvalidTag:
+            raise SealedWithAnotherKey(
+                "NAHBAR_SECRET_KEY does not open the identity keys stored in this database: they were sealed "
+                "with another key. Start the server with the key this database was used with (a restored "
+                "backup needs the key of the server it came from); without it no opted-in phone can be "
+                'recognised. See docs/deployment.md, "Secrets".'
+            ) from None
+
+
+class SealedWithAnotherKey(ValueError):
+    """A sealed secret that NAHBAR_SECRET_KEY cannot open: the key is not the one it was sealed with."""
 
 
 def pseudonym(secret_key: str, organisation_id: int, subscriber_id: uuid.UUID) -> str:
