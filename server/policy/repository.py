@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     Integer,
     String,
+    case,
     func,
     literal,
     null,
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core import const, direct
-from server.core.const import Outcome, ResponseKind
+from server.core.const import SUSPENDED, Outcome, ResponseKind
 from server.core.direct import Query
 from server.core.listparam import in_list
 from server.policy.decide import CampaignOption, OwnCaps, PastPrompt, Person, Policy, VariantOption
@@ -76,6 +77,8 @@ def people_of(rows: Iterable[Any]) -> dict[uuid.UUID, PersonRow]:
     return {row[0]: PersonRow(*row) for row in rows}
 
 
+# A suspended charity's campaigns read as status "suspended": they do not run (nor in explain or a replay).
+_STATUS = case((Organisation.suspended_at.is_not(None), literal(SUSPENDED)), else_=Campaign.status)
 _CAMPAIGNS = (
     select(
         CampaignSite.site_id,
@@ -83,7 +86,7 @@ _CAMPAIGNS = (
         Campaign.organisation_id,
         Campaign.kind,
         Campaign.priority,
-        Campaign.status,
+        _STATUS,
         Campaign.starts_at,
         Campaign.ends_at,
         Campaign.daily_from,
@@ -103,7 +106,7 @@ _CAMPAIGNS = (
     .where(in_list(CampaignSite.site_id, "ids"))
     .order_by(CampaignSite.site_id, Campaign.id, CampaignVariant.id)
 )
-_ACTIVE_CAMPAIGNS = _CAMPAIGNS.where(Campaign.status == "active")
+_ACTIVE_CAMPAIGNS = _CAMPAIGNS.where(Campaign.status == "active", Organisation.suspended_at.is_(None))
 
 
 def campaigns_query(site_ids: Iterable[int], *, active_only: bool = True) -> Query:

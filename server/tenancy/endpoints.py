@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -100,6 +101,39 @@ def update_organisation(
     org = service.update_organisation(session, principal, org_id, body, if_match, runtime.clock())
     set_etag(response, org.version)
     return OrganisationPublic.model_validate(org)
+
+
+def _suspension(suspended: bool) -> Callable[..., OrganisationPublic]:
+    def change(
+        org_id: OrganisationId,
+        principal: CurrentAdmin,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> OrganisationPublic:
+        org = service.set_suspended(session, principal, org_id, suspended, if_match, runtime.clock())
+        set_etag(response, org.version)
+        return OrganisationPublic.model_validate(org)
+
+    change.__doc__ = (
+        "Suspend an organisation (operator only); needs If-Match. Its campaigns stop running at once and "
+        "cannot start; its admins see a notice."
+        if suspended
+        else "Lift a suspension (operator only); needs If-Match. Its active campaigns run again."
+    )
+    return change
+
+
+for _suspended, _name in ((True, "suspend"), (False, "unsuspend")):
+    router.add_api_route(
+        f"/organisations/{{org_id}}/{_name}",
+        _suspension(_suspended),
+        methods=["POST"],
+        response_model=OrganisationPublic,
+        operation_id=f"admin_{_name}_organisation",
+        summary=f"{_name.capitalize()} an organisation",
+    )
 
 
 def _member(m: Membership, email: str) -> MembershipPublic:

@@ -95,6 +95,30 @@ def update_organisation(
     return org
 
 
+def suspended_organisations(scope: Principal, session: Session | None) -> list[Organisation]:
+    """The caller's suspended organisations, for the notice their admins see."""
+    return [] if session is None else list(repository.suspended(scope, session))
+
+
+def set_suspended(
+    session: Session, scope: Principal, org_id: int, suspended: bool, if_match: str | None, now: datetime
+) -> Organisation:
+    """Suspend an organisation (its campaigns stop running at once and cannot start) or lift it (operator).
+
+    Its campaigns keep their status: lifting the suspension lets the active ones run again."""
+    scope.require_operator()
+    org = visible_organisation(scope, session, org_id)
+    if (org.suspended_at is not None) == suspended:
+        return org  # already so: nothing changes, nothing to audit
+    before = _snap(org)
+    claim_version(session, org, if_match)
+    org.suspended_at = now if suspended else None
+    session.flush()
+    action = "organisation.suspend" if suspended else "organisation.unsuspend"
+    audit.record(session, scope, action, "organisation", org.id, org.id, before, _snap(org), now)
+    return org
+
+
 def _member_snap(m: Membership) -> dict[str, Any]:
     return {"user_id": m.user_id, "role": m.role}
 
