@@ -156,6 +156,11 @@ def _require_session(principal: Principal) -> None:
         raise Forbidden("Manage API tokens while logged in, not with a token.")
 
 
+def tokens(session: Session, principal: Principal) -> list[ApiToken]:
+    """The caller's own API tokens, newest first (never their values)."""
+    return list(repository.tokens(principal, session))
+
+
 def create_token(
     session: Session, principal: Principal, name: str, scopes: list[str], days: int | None, now: datetime
 ) -> tuple[ApiToken, str]:

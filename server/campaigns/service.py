@@ -13,6 +13,7 @@ from server.campaigns.models import Campaign, CampaignVariant
 from server.campaigns.schemas import CampaignCreate, CampaignPublic, CampaignUpdate, VariantIn, VariantPublic
 from server.core.const import CampaignStatus, Role
 from server.core.errors import Conflict, NotFound, PreconditionFailed, RuleViolation
+from server.core.paging import PageParams
 from server.core.versions import claim_version, expected_version
 from server.tenancy import repository as tenancy
 from server.tenancy.scope import Principal
@@ -37,6 +38,23 @@ def visible_campaign(scope: Principal, session: Session, campaign_id: int) -> Ca
     if campaign is None:
         raise NotFound("No such campaign, or it is not yours.")
     return campaign
+
+
+def list_campaigns(
+    scope: Principal,
+    session: Session,
+    page: PageParams,
+    *,
+    organisation_id: int | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    site_id: int | None = None,
+    q: str | None = None,
+) -> tuple[list[Campaign], int]:
+    """The caller's campaigns, filtered."""
+    return repository.campaigns(
+        scope, session, page, organisation_id=organisation_id, status=status, kind=kind, site_id=site_id, q=q
+    )
 
 
 def public(session: Session, campaign: Campaign) -> CampaignPublic:

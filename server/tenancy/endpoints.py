@@ -19,7 +19,7 @@ from server.api.paging import Page, PageDep
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
 from server.runtime import Runtime
-from server.tenancy import repository, service
+from server.tenancy import service
 from server.tenancy.models import AdminUser, Membership
 from server.tenancy.schemas import (
     InviteAccept,
@@ -48,7 +48,7 @@ def list_organisations(
     q: Annotated[str | None, Query(max_length=100, description="Part of the name or slug")] = None,
 ) -> Page[OrganisationPublic]:
     """The organisations the caller belongs to (all of them, for the operator)."""
-    rows, total = repository.organisations(principal, session, page, q)
+    rows, total = service.list_organisations(principal, session, page, q)
     items = [OrganisationPublic.model_validate(r) for r in rows]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
@@ -162,7 +162,7 @@ def list_members(
     org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep
 ) -> list[MembershipPublic]:
     """Who belongs to the organisation, with which role."""
-    return [_member(m, email) for m, email in repository.memberships(principal, session, org_id)]
+    return [_member(m, email) for m, email in service.members(principal, session, org_id)]
 
 
 @router.get(
@@ -231,8 +231,7 @@ def remove_member(
 )
 def list_invites(org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep) -> list[InvitePublic]:
     """Invites sent by the organisation (owners)."""
-    principal.require(org_id, Role.OWNER)
-    return [InvitePublic.model_validate(i) for i in repository.invites(principal, session, org_id)]
+    return [InvitePublic.model_validate(i) for i in service.invites(principal, session, org_id)]
 
 
 @router.post(
@@ -314,7 +313,7 @@ def accept_invite(body: InviteAccept, request: Request, session: SessionDep, run
 @router.get("/platform/settings", response_model=PlatformSettingsPublic, operation_id="admin_get_platform")
 def get_platform(principal: CurrentAdmin, session: SessionDep, response: Response) -> PlatformSettingsPublic:
     """The platform maxima every charity must stay within (readable by every admin), with its ETag."""
-    row = repository.platform_settings(session)
+    row = service.platform_settings(session)
     set_etag(response, row.version)
     return PlatformSettingsPublic.model_validate(row)
 

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.staticfiles import StaticFiles
 
 from server.api.headers import html_headers
-from server.web import i18n
+from server.web import i18n, labels
 
 HERE: Final = Path(__file__).parent
 STATIC_PATH: Final = "/admin/static"
@@ -46,7 +46,11 @@ def environment(language: str) -> Environment:
     def number(value: float | int | None, digits: int = 1) -> str:
         return i18n.format_decimal(value, language, digits)
 
+    def named(table: str, code: str | None) -> str:
+        return labels.label(language, getattr(labels, table), code)
+
     env.filters |= {"when": when, "number": number}
+    env.globals["label"] = named
     return env
 
 
