@@ -126,12 +126,11 @@ def delete_beacon(
 
 
 def _enrolment(issued: IssuedCode, runtime: RuntimeDep) -> GatewayEnrolment:
-    server = runtime.settings.public_url.rstrip("/")
     return GatewayEnrolment(
         gateway=service.gateway_public(issued.gateway, runtime.clock()),
         code=issued.code,
         expires_at=issued.expires_at,
-        command=f"beacon-agent enroll --server {server} --code {issued.code}",
+        command=service.enrol_command(runtime.settings.public_url, issued.code),
     )
 
 

@@ -166,6 +166,11 @@ def remove_beacon(session: Session, scope: Principal, site_id: int, beacon_id: i
     session.delete(beacon)
 
 
+def enrol_command(public_url: str, code: str) -> str:
+    """What to run on the Pi with a new code (the agent's user runs it: see the gateway setup notes)."""
+    return f"beacon-agent enroll --server {public_url.rstrip('/')} --code {code}"
+
+
 def health(gateway: Gateway, now: datetime) -> Health:
     """Fleet health: revoked, pending (never enrolled), silent, stale, scanner_failing or ok."""
     if gateway.revoked_at is not None:

@@ -45,6 +45,15 @@ def site_campaign_dwells(
     return [(row[0], row[1]) for row in rows]
 
 
+def public_site(session: Session, site_id: int) -> tuple[Site, Organisation] | None:
+    row = session.execute(
+        select(Site, Organisation)
+        .join(Organisation, Organisation.id == Site.organisation_id)
+        .where(Site.id == site_id, Organisation.suspended_at.is_(None))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def site_beacons(session: Session, site_id: int) -> Sequence[SiteBeacon]:
     """The beacons of one site, oldest first (so that a cap keeps the same ones)."""
     return session.scalars(

@@ -43,6 +43,10 @@ _BY_FIELD: Final = {
     "privacy_contact": N_("Enter an e-mail address or an https:// address."),
     "ibeacon_uuid": N_("Enter a UUID such as f7826da6-4fa2-4e98-8024-bc5b71e0893e, or nothing."),
 }
+STALE: Final = N_(
+    "Someone else changed this while you were editing. What they saved is shown next to each field they "
+    "changed; your values are still in the form. Save again to replace theirs with yours."
+)
 _BLANK: Final = N_("Fill this in; spaces alone are not enough.")
 _INVALID: Final = N_("This is not valid.")
 

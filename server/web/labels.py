@@ -7,10 +7,6 @@ from typing import Final
 from server.web.i18n import N_, gettext
 
 ROLES: Final = {"owner": N_("owner"), "editor": N_("editor"), "viewer": N_("viewer")}
-ROLE_HINT: Final = N_(
-    "Owners also manage members, invites and the audit log; editors change sites, gateways and campaigns; "
-    "viewers see everything and change nothing."
-)
 KINDS: Final = {"volunteer": N_("volunteering"), "donation": N_("donation")}
 STATUSES: Final = {
     "draft": N_("draft"),

@@ -47,7 +47,8 @@ def safe_next(target: str | None, default: str = HOME) -> str:
     if not target:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/admin") or target.startswith("//"):
+    ours = parts.path.startswith(("/admin", "/site/"))
+    if parts.scheme or parts.netloc or not ours or target.startswith("//"):
         return default
     return target
 
@@ -150,6 +151,14 @@ class Visit:
 
     def fields(self, name: str) -> list[str]:
         return [v for v in self.form.getlist(name) if isinstance(v, str)]
+
+    def offset(self) -> int:
+        """Where a list's page starts (?offset=), 0 when it says nothing sensible."""
+        raw = self.request.query_params.get("offset", "0")
+        return min(int(raw), 10**9) if raw.isdigit() else 0
+
+    def query(self, name: str, limit: int = 100) -> str:
+        return self.request.query_params.get(name, "").strip()[:limit]
 
     def if_match(self) -> str | None:
         """The ETag of the version the form was read at (its hidden `version` field)."""

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.web import accounts, invite, overview
+from server.web import accounts, audit, gateways, invite, overview, sign, sites, tenancy
 
 router = APIRouter(include_in_schema=False)
-for part in (accounts.router, overview.router, invite.router):
+for part in (
+    accounts.router,
+    overview.router,
+    tenancy.router,
+    audit.router,
+    sites.router,
+    sign.router,
+    gateways.router,
+    invite.router,
+):
     router.include_router(part)

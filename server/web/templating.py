@@ -31,7 +31,7 @@ def environment(language: str) -> Environment:
     """The templates in `language`: `_()` and `{% trans %}` read its catalogue."""
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(),  # every .html and .svg template escapes what it is given
+        autoescape=select_autoescape(["html", "svg"]),  # every .html and .svg template escapes its input
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=StrictUndefined,  # a misspelt name fails the page's test instead of rendering empty
