@@ -166,9 +166,7 @@ def list_users(
     disabled: Annotated[bool | None, Query(description="Only disabled (true) or active (false) ones")] = None,
 ) -> Page[AdminUserPublic]:
     """Every admin account with its memberships (operator only)."""
-    principal.require_operator()
-    rows, total = repository.users(principal, session, page, q, disabled)
-    roles = repository.roles_of_users(session, [u.id for u in rows])
+    rows, total, roles = service.list_users(session, principal, page, q, disabled)
     items = [_user(u, roles[u.id]) for u in rows]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 

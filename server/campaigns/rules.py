@@ -104,6 +104,8 @@ def readiness(
                     "field": "variants",
                     "message": f"Site {site.id} ({site.name}) speaks "
                     f"{site.language!r}; add a variant in that language.",
+                    "site": site.name,
+                    "language": site.language,
                 }
             )
     for index, variant in enumerate(variants):

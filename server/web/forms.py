@@ -30,6 +30,8 @@ _BY_TYPE: Final = {
     "bool_parsing": N_("Choose yes or no."),
     "datetime_from_date_parsing": N_("Enter a date and time."),
     "datetime_parsing": N_("Enter a date and time."),
+    "datetime_iso8601": N_("Enter a date and time."),
+    "datetime_out_of_range": N_("Enter a date between the years 1970 and 2999."),
 }
 # Where a field's own rule says more than its error type.
 _BY_FIELD: Final = {

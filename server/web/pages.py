@@ -76,7 +76,7 @@ NOT_YOURS: Final = N_(
     "or go back to the overview."
 )
 NOT_ALLOWED: Final = N_(
-    "Your role does not allow this change. Viewers see everything and change nothing; ask an owner of the "
+    "Your role does not allow this. Viewers see everything and change nothing; ask an owner of the "
     "organisation for the editor or owner role."
 )
 STALE_FORM: Final = N_(

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.web import accounts, audit, gateways, invite, overview, sign, sites, tenancy
+from server.web import (
+    accounts,
+    audit,
+    campaigns,
+    gateways,
+    invite,
+    overview,
+    platform,
+    policy,
+    sign,
+    sites,
+    tenancy,
+    trial_send,
+)
 
 router = APIRouter(include_in_schema=False)
 for part in (
@@ -15,6 +28,10 @@ for part in (
     sites.router,
     sign.router,
     gateways.router,
+    trial_send.router,
+    campaigns.router,
+    policy.router,
+    platform.router,
     invite.router,
 ):
     router.include_router(part)
