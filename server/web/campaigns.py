@@ -38,7 +38,7 @@ from server.web.checklist import checklist
 from server.web.forms import STALE, parse, refusal_errors
 from server.web.i18n import N_, zone
 from server.web.labels import KINDS, LANGUAGE_NAMES, STATUSES
-from server.web.pages import PageRoute, Visit, VisitDep, done, page
+from server.web.pages import PageRoute, Visit, VisitDep, chosen_organisation, done, page
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LIST: Final = "/admin/campaigns"
@@ -54,10 +54,7 @@ def _url(campaign_id: int) -> str:
 @router.get(LIST, response_class=HTMLResponse)
 def campaigns(visit: VisitDep, session: SessionDep) -> HTMLResponse:
     """The campaigns of the person's organisations (or of one), by status."""
-    org_id = visit.query("organisation_id")
-    chosen = int(org_id) if org_id.isdigit() else None
-    if chosen is not None:
-        tenancy.visible_organisation(visit.principal, session, chosen)
+    chosen = chosen_organisation(visit, session)
     status = visit.query("status")
     rows, total = service.list_campaigns(
         visit.principal,
@@ -138,6 +135,7 @@ def _int(value: Any) -> int | None:
 @router.get(LIST + "/new", response_class=HTMLResponse)
 def new_campaign(visit: VisitDep, session: SessionDep) -> HTMLResponse:
     """An empty campaign form: a German and an English text to fill in."""
+    chosen_organisation(visit, session)
     form: dict[str, Any] = dict.fromkeys(SCALARS, "") | {
         "organisation_id": visit.query("organisation_id"),
         "kind": "volunteer",

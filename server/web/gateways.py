@@ -17,10 +17,9 @@ from server.sites import admin_service as service
 from server.sites.admin_schemas import GatewayCreate
 from server.sites.models import Gateway
 from server.sites.service import IssuedCode
-from server.tenancy import service as tenancy
 from server.web.forms import parse
 from server.web.labels import NEEDS_ATTENTION
-from server.web.pages import PageRoute, Visit, VisitDep, done, page
+from server.web.pages import PageRoute, Visit, VisitDep, chosen_organisation, done, page
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LIST: Final = "/admin/gateways"
@@ -35,10 +34,7 @@ def rows_with_health(gateways: list[Gateway], runtime: RuntimeDep) -> list[tuple
 @router.get(LIST, response_class=HTMLResponse)
 def gateways(visit: VisitDep, session: SessionDep, runtime: RuntimeDep) -> HTMLResponse:
     """Every gateway of the person's organisations (or of one), those that need attention first."""
-    org_id = visit.query("organisation_id")
-    chosen = int(org_id) if org_id.isdigit() else None
-    if chosen is not None:
-        tenancy.visible_organisation(visit.principal, session, chosen)
+    chosen = chosen_organisation(visit, session)
     revoked = visit.query("revoked") == "1"
     rows, total = service.list_gateways(visit.principal, session, ALL, None, chosen, revoked)
     found = rows_with_health(rows, runtime)
@@ -73,6 +69,9 @@ def _new_page(
 @router.get(LIST + "/new", response_class=HTMLResponse)
 def new_gateway(visit: VisitDep, session: SessionDep) -> HTMLResponse:
     """The form: which site, and a name to tell it apart."""
+    chosen_organisation(visit, session)
+    if visit.query("site_id").isdigit():
+        service.visible_site(visit.principal, session, int(visit.query("site_id")))
     form = {"site_id": visit.query("site_id"), "name": ""}
     return _new_page(visit, session, form, {})
 

@@ -184,6 +184,15 @@ def current_visit(request: Request, session: SessionDep, runtime: RuntimeDep, fo
 VisitDep = Annotated[Visit, Depends(current_visit)]
 
 
+def chosen_organisation(visit: Visit, session: SessionDep) -> int | None:
+    """The ?organisation_id= a list or form is narrowed to, once it names one of the person's (else 404)."""
+    raw = visit.query("organisation_id", 20)
+    if not raw.isdigit():
+        return None
+    tenancy.visible_organisation(visit.principal, session, int(raw))
+    return int(raw)
+
+
 def page(
     visit: Visit,
     name: str,

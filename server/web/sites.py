@@ -22,7 +22,7 @@ from server.tenancy import service as tenancy
 from server.web.forms import STALE, blank_to_none, parse, refusal_errors
 from server.web.i18n import N_
 from server.web.labels import LANGUAGE_NAMES
-from server.web.pages import PageRoute, Visit, VisitDep, done, page
+from server.web.pages import PageRoute, Visit, VisitDep, chosen_organisation, done, page
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LIST: Final = "/admin/sites"
@@ -52,10 +52,7 @@ def editable_organisations(visit: Visit, session: Session) -> list[tuple[int, st
 @router.get(LIST, response_class=HTMLResponse)
 def sites(visit: VisitDep, session: SessionDep) -> HTMLResponse:
     """The sites of the person's organisations (or of one)."""
-    org_id = visit.query("organisation_id")
-    chosen = int(org_id) if org_id.isdigit() else None
-    if chosen is not None:
-        tenancy.visible_organisation(visit.principal, session, chosen)
+    chosen = chosen_organisation(visit, session)
     offset = visit.offset()
     rows, total = service.list_sites(
         visit.principal, session, PageParams(limit=50, offset=offset, sort="name"), chosen
@@ -93,6 +90,7 @@ def _form_page(
 @router.get(LIST + "/new", response_class=HTMLResponse)
 def new_site(visit: VisitDep, session: SessionDep) -> HTMLResponse:
     """The form for a new site."""
+    chosen_organisation(visit, session)
     form = {
         "organisation_id": visit.query("organisation_id"),
         "name": "",

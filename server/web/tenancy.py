@@ -178,6 +178,7 @@ def _shown(value: object) -> str:
 @router.post(LIST + "/{org_id}/suspend")
 def suspend(org_id: int, visit: VisitDep, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Suspend the organisation: its campaigns stop at once (operator)."""
+    service.visible_organisation(visit.principal, session, org_id)  # another charity's: 404, as in the API
     service.set_suspended(session, visit.principal, org_id, True, visit.if_match(), runtime.clock())
     return done(_org_url(org_id), "suspended")
 
@@ -185,6 +186,7 @@ def suspend(org_id: int, visit: VisitDep, session: SessionDep, runtime: RuntimeD
 @router.post(LIST + "/{org_id}/unsuspend")
 def unsuspend(org_id: int, visit: VisitDep, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Lift the suspension (operator)."""
+    service.visible_organisation(visit.principal, session, org_id)
     service.set_suspended(session, visit.principal, org_id, False, visit.if_match(), runtime.clock())
     return done(_org_url(org_id), "unsuspended")
 
