@@ -28,6 +28,7 @@ SCALARS: Final = (
 VARIANT_FIELDS: Final = ("language", "label", "title", "body", "cta_label")
 TEXT_FIELDS: Final = ("title", "body", "cta_label")
 MOMENTS: Final = ("starts_at", "ends_at")
+REQUIRED: Final = ("name", "kind")
 _ROW: Final = re.compile(r"^variants-(\d{1,2})-(language|label|title|body|cta_label)$")
 MAX_ROWS: Final = 20
 
@@ -77,7 +78,10 @@ def request_values(form: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in SCALARS:
         text = form.get(name, "")
-        values[name] = _moment(text) if name in MOMENTS else (text if text != "" else None)
+        if name in MOMENTS:
+            values[name] = _moment(text)
+        else:  # empty: not set, but a name and a kind are required (the schema then says so)
+            values[name] = text if text != "" or name in REQUIRED else None
     if values.get("priority") is None:
         values["priority"] = 0
     values["site_ids"] = [int(s) for s in form["site_ids"]]

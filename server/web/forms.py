@@ -92,9 +92,10 @@ def parse(model: type[M], values: Mapping[str, Any], lang: str) -> M | dict[str,
         return errors_of(lang, error)
 
 
-def blank_to_none(values: Mapping[str, str]) -> dict[str, str | None]:
-    """An optional field left empty means "not set", not an empty string."""
-    return {k: (v if v != "" else None) for k, v in values.items()}
+def blank_to_none(values: Mapping[str, str], required: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """An optional field left empty means "not set", not an empty string; a required one stays empty, so
+    that the schema says it must be filled in."""
+    return {k: (v if v != "" or k in required else None) for k, v in values.items()}
 
 
 def refusal_errors(lang: str, error: NahbarError, messages: Mapping[str, str]) -> dict[str, str]:

@@ -28,6 +28,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LIST: Final = "/admin/sites"
 ALL: Final = PageParams(limit=const.ADMIN_PAGE_MAX, offset=0, sort="name")
 SITE_FIELDS: Final = ("name", "address", "timezone", "language", "quiet_start", "quiet_end")
+REQUIRED: Final = ("name", "language", "quiet_start", "quiet_end")
 MESSAGES: Final = {
     "quiet_end": N_("Quiet hours need a start and an end that differ, such as 21:00 to 08:00."),
     "identifier": N_(
@@ -109,7 +110,7 @@ def create_site(visit: VisitDep, session: SessionDep, runtime: RuntimeDep) -> Re
     form = {k: visit.field(k) for k in ("organisation_id", *SITE_FIELDS)}
     if form["organisation_id"].isdigit():
         visit.principal.require(int(form["organisation_id"]), Role.EDITOR)
-    body = parse(SiteCreate, blank_to_none(form), visit.lang)
+    body = parse(SiteCreate, blank_to_none(form, REQUIRED), visit.lang)
     if isinstance(body, dict):
         return _form_page(visit, session, form=form, errors=body, status=422)
     try:
@@ -170,8 +171,7 @@ def update_site(site_id: int, visit: VisitDep, session: SessionDep, runtime: Run
     site = service.visible_site(visit.principal, session, site_id)
     visit.principal.require(site.organisation_id, Role.EDITOR)
     form = {k: visit.field(k) for k in SITE_FIELDS}
-    values = blank_to_none(form)
-    body = parse(SiteUpdate, values, visit.lang)
+    body = parse(SiteUpdate, blank_to_none(form, REQUIRED), visit.lang)
     if isinstance(body, dict):
         return _site_page(visit, session, runtime, site_id, status=422, form=form, errors=body)
     try:

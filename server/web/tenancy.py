@@ -57,7 +57,7 @@ def create_organisation(visit: VisitDep, session: SessionDep, runtime: RuntimeDe
     """A new charity on the platform (operator); then invite its first owner."""
     visit.principal.require_operator()
     form = {k: visit.field(k) for k in ("slug", "name", "privacy_contact")}
-    body = parse(OrganisationCreate, blank_to_none(form), visit.lang)
+    body = parse(OrganisationCreate, blank_to_none(form, ("name", "slug")), visit.lang)
     if not isinstance(body, dict):
         try:
             org = service.create_organisation(session, visit.principal, body, runtime.clock())
@@ -126,7 +126,7 @@ def update_organisation(org_id: int, visit: VisitDep, session: SessionDep, runti
     form = {k: visit.field(k) for k in ORG_FIELDS}
     if whatif.going_back(visit):
         return _detail(visit, session, org_id, form=form)
-    body = parse(OrganisationUpdate, blank_to_none(form), visit.lang)
+    body = parse(OrganisationUpdate, blank_to_none(form, ("name",)), visit.lang)
     if isinstance(body, dict):
         return _detail(visit, session, org_id, status=422, form=form, errors=body)
     changes = body.model_dump(exclude_unset=True)
