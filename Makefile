@@ -10,7 +10,7 @@ DEMO_ARGS ?=
 PURE_PYTHON_SDISTS := http-ece
 WHEELS_ONLY := --only-binary=:all: --no-binary=$(PURE_PYTHON_SDISTS)
 
-.PHONY: demo test machine lint typecheck unit bench clean messages
+.PHONY: demo test machine lint typecheck unit bench clean messages screenshots
 
 # What the server, the agent and the demo run on, and nothing else.
 $(DEMO_STAMP): pyproject.toml
@@ -49,6 +49,10 @@ messages: $(STAMP)
 		--project=nahbar -o $(VENV)/messages.pot server/web
 	$(BIN)/pybabel update -i $(VENV)/messages.pot -d server/web/locale -l de \
 		--no-fuzzy-matching --ignore-obsolete --no-wrap
+
+# The README's tour: the browser tests save the main pages, German and English, at a phone's width.
+screenshots: $(STAMP)
+	NAHBAR_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/test_admin_browser.py
 
 # The machine first (system packages, PostgreSQL; it changes nothing where all is there), then the checks.
 test: machine
