@@ -36,11 +36,12 @@ class Summary:
     campaigns: int
 
 
-def summary(visit: VisitDep, session: Session, org: Organisation, now_health: RuntimeDep) -> Summary:
+def summary(visit: VisitDep, session: Session, org: Organisation, runtime: RuntimeDep) -> Summary:
     scope = visit.principal
     site_rows, site_total = sites.list_sites(scope, session, ALL, org.id)
     gateway_rows, gateway_total = sites.list_gateways(scope, session, ALL, organisation_id=org.id)
-    health = [sites.health(g, now_health.clock()) for g in gateway_rows]
+    now = runtime.clock()
+    health = [sites.health(g, now) for g in gateway_rows]
     campaign_rows, campaign_total = campaigns.list_campaigns(scope, session, ALL, organisation_id=org.id)
     return Summary(
         organisation=org,

@@ -78,6 +78,8 @@ def _settings_page(
         "errors": errors or {},
         "current": current or {},
         "names": {k: visit.t(v) for k, v in NAMES.items()},
+        "quiet_start": const.DEFAULT_QUIET_START,
+        "quiet_end": const.DEFAULT_QUIET_END,
     }
     return page(visit, "platform.html", "platform", context, session, status=status)
 

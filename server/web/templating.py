@@ -78,8 +78,3 @@ def render_text(name: str, context: Mapping[str, Any], language: str) -> str:
 def static_files() -> StaticFiles:
     """The pages' stylesheet and scripts, served by this server (no other host is ever asked)."""
     return StaticFiles(directory=HERE / "static")
-
-
-def language(accept_language: str | None, default: str = i18n.DEFAULT_LANGUAGE) -> str:
-    """The first of our languages the browser prefers; German when none fits."""
-    return i18n.preferred(accept_language, default)
