@@ -291,3 +291,36 @@ def test_every_page_allows_this_server_only(client, session: Session, clock: Clo
         assert "unsafe" not in csp
         assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), url
         assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text), url
+
+
+def test_a_gateway_that_stopped_reporting_needs_attention(client, session: Session, clock: Clock):
+    world = make_world(session, clock())
+    gateway = session.get(Gateway, world.ids["a"]["gateway_id"])
+    gateway.enrolled_at = gateway.last_seen_at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # an hour ago
+    gateway.last_heartbeat = {"version": "0.1.0", "scanner_state": "scanning"}
+    session.commit()
+    browser = browser_of(world, "viewer_a")
+    listed = get(client, "/admin/gateways", browser, "en").text
+    assert '<strong class="bad">needs attention: its heartbeats are late</strong>' in listed
+    page = get(client, f"/admin/gateways/{gateway.id}", browser, "de").text
+    assert "braucht Aufmerksamkeit: Lebenszeichen bleiben aus" in page
+    assert "beacon-agent doctor" in page
+
+
+def test_explain_says_why_in_plain_words(client, session: Session, clock: Clock):
+    world = make_world(session, clock())
+    site_id = world.ids["a"]["site_id"]
+    browser = browser_of(world, "viewer_a")
+    site = session.get(Site, site_id)
+    site.quiet_start, site.quiet_end = "11:30", "12:30"  # noon in Berlin, now
+    session.commit()
+    quiet = get(client, f"/admin/explain?site_id={site_id}&dwell_s=20", browser, "en").text
+    assert "It is inside this site&#39;s quiet hours." in quiet
+    assert '<li class="ok"><span class="visually-hidden">Met:</span> The site has a time zone' in quiet
+    site.quiet_start, site.quiet_end = "21:00", "08:00"
+    session.commit()
+    day = get(client, f"/admin/explain?site_id={site_id}&dwell_s=20", browser, "de").text
+    assert "An diesem Standort läuft gerade keine Kampagne." in day  # its one campaign is a draft
+    unknown = get(client, f"/admin/explain?site_id={site_id}&person=p_nobody", browser, "en")
+    assert unknown.status_code == 422
+    assert error_of(unknown.text, "person") is not None
