@@ -63,6 +63,16 @@ def test_signing_in_sets_the_sessions_cookies_and_a_wrong_password_is_shown_then
     )
 
 
+def test_a_sign_in_posted_from_another_site_is_refused(client, session: Session, clock: Clock):
+    make_world(session, clock())
+    form = {"email": "owner@alpha.example", "password": PASSWORD}
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        answer = client.post("/admin/login", data=form, headers=headers, follow_redirects=False)
+        assert answer.status_code == 403
+        assert "set-cookie" not in answer.headers
+    assert client.post("/admin/login", data=form, follow_redirects=False).status_code == 303
+
+
 def test_signing_in_goes_to_the_page_asked_for_and_never_to_another_host(client, session: Session, clock):
     make_world(session, clock())
     for target, lands in (

@@ -17,7 +17,16 @@ from server.core.const import LANGUAGES
 from server.core.errors import Forbidden, NahbarError, TooManyAttempts
 from server.web.forms import parse
 from server.web.i18n import LANGUAGE_COOKIE, N_, gettext
-from server.web.pages import LOGIN, PageRoute, VisitDep, done, page, page_language, safe_next
+from server.web.pages import (
+    LOGIN,
+    PageRoute,
+    VisitDep,
+    cross_site,
+    done,
+    page,
+    page_language,
+    safe_next,
+)
 from server.web.templating import render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -53,6 +62,9 @@ def login(
 ) -> Response:
     """Sign in with the admin API's own rules (lockout included); a failure is counted, then shown."""
     lang, target = page_language(request), safe_next(next_page)
+    if cross_site(request):
+        refused = {"email": gettext(lang, N_("Please use the form on this page."))}
+        return _login_page(request, lang, refused, "", target, 403)
     errors: dict[str, str] = {}
     if not email.strip():
         errors["email"] = gettext(lang, N_("Enter your e-mail address."))

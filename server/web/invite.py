@@ -9,7 +9,6 @@ the browser's own word (Sec-Fetch-Site, else Origin), as on the landing page.
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
@@ -20,6 +19,7 @@ from server.core.errors import Gone, NahbarError, TooManyAttempts
 from server.tenancy.endpoints import redeem_invite
 from server.tenancy.service import WrongInvitePassword
 from server.web.i18n import LANGUAGE_COOKIE, N_, gettext, language_of
+from server.web.pages import cross_site
 from server.web.templating import render
 
 PATH: Final = "/admin/invite"  # the path of the link POST /organisations/{org_id}/invites answers with
@@ -98,16 +98,6 @@ def _language(request: Request) -> str:
     )
 
 
-def _cross_site(request: Request) -> bool:
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site not in {"same-origin", "none"}
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin == "null"
-    return urlsplit(origin).netloc != request.headers.get("host", "")
-
-
 @router.get(PATH, response_class=HTMLResponse)
 def invite_form(request: Request) -> HTMLResponse:
     """The form; the token is in the link's #fragment, which the browser keeps to itself."""
@@ -126,7 +116,7 @@ def accept_invite_form(
     """Accept the invite: a new account gets this password, an existing one proves its own."""
     lang = _language(request)
     token = token.strip()
-    if _cross_site(request):
+    if cross_site(request):
         return _page(request, lang, 403, {"token": gettext(lang, REFUSED)}, token)
     errors = _input_errors(lang, token, password, password_repeat)
     if errors:

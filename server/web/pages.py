@@ -53,6 +53,18 @@ def safe_next(target: str | None, default: str = HOME) -> str:
     return target
 
 
+def cross_site(request: Request) -> bool:
+    """A form posted from another site, on the browser's own word (Sec-Fetch-Site, else Origin): the forms
+    that need no session (sign-in, invite) refuse it, so no other site can sign a visitor in as someone."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in {"same-origin", "none"}
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != request.headers.get("host", "")
+
+
 def login_redirect(request: Request) -> RedirectResponse:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"{LOGIN}?next={quote(here, safe='')}", status_code=303)
