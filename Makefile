@@ -10,7 +10,7 @@ DEMO_ARGS ?=
 PURE_PYTHON_SDISTS := http-ece
 WHEELS_ONLY := --only-binary=:all: --no-binary=$(PURE_PYTHON_SDISTS)
 
-.PHONY: demo test machine lint typecheck unit bench clean
+.PHONY: demo test machine lint typecheck unit bench clean messages screenshots
 
 # What the server, the agent and the demo run on, and nothing else.
 $(DEMO_STAMP): pyproject.toml
@@ -40,6 +40,19 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The pages' text: extract the English msgids from server/web (code and templates) and merge them into the
+# German catalogue, whose new entries then want a translation (tests/test_web_catalogue.py names them). The
+# server compiles the .po in memory when it starts: no .mo file is made or committed.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F server/web/babel.cfg --no-location --sort-output \
+		--project=nahbar -o $(VENV)/messages.pot server/web
+	$(BIN)/pybabel update -i $(VENV)/messages.pot -d server/web/locale -l de \
+		--no-fuzzy-matching --ignore-obsolete --no-wrap
+
+# The README's tour: the browser tests save the main pages, German and English, at a phone's width.
+screenshots: $(STAMP)
+	NAHBAR_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/test_admin_browser.py
 
 # The machine first (system packages, PostgreSQL; it changes nothing where all is there), then the checks.
 test: machine

@@ -31,7 +31,7 @@ from server.prompts.landing import router as landing_router
 from server.runtime import Runtime, system_clock
 from server.scheduler import start_scheduler
 from server.sites.endpoints import router as enrol_router
-from server.web.invite import router as web_router
+from server.web.router import router as web_router
 from server.web.templating import STATIC_PATH, static_files
 
 

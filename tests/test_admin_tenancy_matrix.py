@@ -57,6 +57,11 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/organisations"): Case("operator", {"slug": "gamma", "name": "Gamma"}, ok=201, who="operator"),
     ("GET", "/organisations/{org_id}"): Case("object"),
     ("PATCH", "/organisations/{org_id}"): Case("object", {"name": "Renamed"}, headers={"If-Match": '"v1"'}),
+    # The operator's alone, but under an organisation: another charity's is 404 like any of its objects.
+    ("POST", "/organisations/{org_id}/suspend"): Case("object", who="operator", headers={"If-Match": '"v2"'}),
+    ("POST", "/organisations/{org_id}/unsuspend"): Case(
+        "object", who="operator", headers={"If-Match": '"v3"'}
+    ),
     ("GET", "/organisations/{org_id}/members"): Case("object"),
     ("GET", "/organisations/{org_id}/members/{membership_id}"): Case("object"),
     ("PATCH", "/organisations/{org_id}/members/{membership_id}"): Case(

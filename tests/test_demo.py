@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import signal
 import socket
@@ -21,6 +22,23 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+ADMIN_LINE = re.compile(r"admin pages: (http://\S+/admin)  sign in as (\S+) with the password (\S+) ")
+
+
+def signed_in_to_the_admin_pages(output: str, port: int) -> None:
+    """The printed login works: the overview shows the demo's charities."""
+    found = ADMIN_LINE.search(output)
+    assert found is not None, output
+    url, email, password = found.groups()
+    assert url == f"http://127.0.0.1:{port}/admin"
+    with httpx.Client(timeout=10, follow_redirects=True) as browser:
+        answer = browser.post(f"{url}/login", data={"email": email, "password": password})
+        assert answer.status_code == 200, answer.text
+        assert str(answer.url) == url
+        assert "Hospiz am Park" in answer.text
+        assert "Tafel Nordstadt" in answer.text
 
 
 @pytest.mark.slow
@@ -60,6 +78,7 @@ def test_make_demo_serves_decides_prompts_and_stops_cleanly(tmp_path):
                 lines.append(line)
         assert any("server decided prompted" in line for line in lines), "".join(lines)
         assert any("got a prompt" in line for line in lines), "".join(lines)
+        signed_in_to_the_admin_pages("".join(lines), port)
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         rest, _ = demo.communicate(timeout=20)

@@ -23,6 +23,7 @@ from server.api.client import client_address
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.api.paging import Page, PageDep
 from server.core import const, metrics
+from server.core.config import Settings
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
 from server.tenancy.models import AdminUser
@@ -65,7 +66,13 @@ def login(body: LoginCreate, request: Request, session: SessionDep, runtime: Run
     )
     body_out = LoginPublic(user=_me(principal), csrf_token=done.csrf_token, expires_at=done.expires_at)
     answer = JSONResponse(body_out.model_dump(mode="json"))
-    secure, max_age = runtime.settings.cookie_secure, runtime.settings.session_lifetime_seconds
+    set_session_cookies(answer, done, runtime.settings)
+    return answer
+
+
+def set_session_cookies(answer: Response, done: service.LoggedIn, settings: Settings) -> None:
+    """The session cookie (HttpOnly) and the CSRF token's (readable), for the API and the pages alike."""
+    secure, max_age = settings.cookie_secure, settings.session_lifetime_seconds
     answer.set_cookie(
         const.SESSION_COOKIE,
         done.session_token,
@@ -84,7 +91,11 @@ def login(body: LoginCreate, request: Request, session: SessionDep, runtime: Run
         httponly=False,
         samesite="lax",
     )
-    return answer
+
+
+def clear_session_cookies(answer: Response) -> None:
+    answer.delete_cookie(const.SESSION_COOKIE, path="/admin")
+    answer.delete_cookie(const.CSRF_COOKIE, path="/admin")
 
 
 @router.post("/logout", status_code=204, operation_id="admin_logout")
@@ -92,8 +103,7 @@ def logout(principal: CurrentAdmin, session: SessionDep, runtime: RuntimeDep) ->
     """End this session (an API token is revoked under /auth/tokens instead)."""
     service.logout(session, principal, runtime.clock())
     answer = Response(status_code=204)
-    answer.delete_cookie(const.SESSION_COOKIE, path="/admin")
-    answer.delete_cookie(const.CSRF_COOKIE, path="/admin")
+    clear_session_cookies(answer)
     return answer
 
 
@@ -115,7 +125,7 @@ def change_password(
 @router.get("/tokens", response_model=list[ApiTokenPublic], operation_id="admin_list_tokens")
 def list_tokens(principal: CurrentAdmin, session: SessionDep) -> list[ApiTokenPublic]:
     """The caller's API tokens (never their values)."""
-    return [ApiTokenPublic.model_validate(t) for t in repository.tokens(principal, session)]
+    return [ApiTokenPublic.model_validate(t) for t in service.tokens(session, principal)]
 
 
 @router.post("/tokens", status_code=201, response_model=ApiTokenCreated, operation_id="admin_create_token")
@@ -157,9 +167,7 @@ def list_users(
     disabled: Annotated[bool | None, Query(description="Only disabled (true) or active (false) ones")] = None,
 ) -> Page[AdminUserPublic]:
     """Every admin account with its memberships (operator only)."""
-    principal.require_operator()
-    rows, total = repository.users(principal, session, page, q, disabled)
-    roles = repository.roles_of_users(session, [u.id for u in rows])
+    rows, total, roles = service.list_users(session, principal, page, q, disabled)
     items = [_user(u, roles[u.id]) for u in rows]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 

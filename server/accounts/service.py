@@ -13,7 +13,7 @@ from server.accounts.models import AdminSession, ApiToken
 from server.audit import service as audit
 from server.core import const
 from server.core.config import Settings
-from server.core.const import TokenScope
+from server.core.const import Role, TokenScope
 from server.core.errors import (
     Conflict,
     CsrfFailed,
@@ -23,6 +23,7 @@ from server.core.errors import (
     TooManyAttempts,
     Unauthorized,
 )
+from server.core.paging import PageParams
 from server.core.security import (
     hash_password,
     hash_token,
@@ -158,6 +159,11 @@ def _require_session(principal: Principal) -> None:
         raise Forbidden("Manage API tokens while logged in, not with a token.")
 
 
+def tokens(session: Session, principal: Principal) -> list[ApiToken]:
+    """The caller's own API tokens, newest first (never their values)."""
+    return list(repository.tokens(principal, session))
+
+
 def create_token(
     session: Session, principal: Principal, name: str, scopes: list[str], days: int | None, now: datetime
 ) -> tuple[ApiToken, str]:
@@ -197,6 +203,15 @@ def revoke_token(session: Session, principal: Principal, token_id: int, now: dat
         row.revoked_at = now
         audit.record(session, principal, "api_token.revoke", "api_token", row.id, None, None, None, now)
     return row
+
+
+def list_users(
+    session: Session, principal: Principal, page: PageParams, q: str | None, disabled: bool | None
+) -> tuple[list[AdminUser], int, dict[int, dict[int, Role]]]:
+    """Every admin account (operator): a page of them, the total, and each one's roles by organisation."""
+    principal.require_operator()
+    rows, total = repository.users(principal, session, page, q, disabled)
+    return rows, total, repository.roles_of_users(session, [u.id for u in rows])
 
 
 def set_disabled(

@@ -1,5 +1,5 @@
 """`/`: a short page in German or English (Accept-Language, or ?lang=) that says what this server is and
-links to the API docs, the admin interface (or says plainly that there is none yet) and the privacy notice."""
+links to the admin pages, the API docs and the privacy notice."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.routing import iter_route_contexts
-from starlette.routing import BaseRoute
 
 from server.api.headers import html_headers
 
 router = APIRouter(include_in_schema=False)
 
 LANGUAGES: Final = ("de", "en")
-ADMIN_PATHS: Final = frozenset({"/admin", "/admin/"})
 TEXTS: Final = {
     "de": {
         "title": "Nahbar",
@@ -29,8 +26,6 @@ TEXTS: Final = {
         "docs_hint": "für Apps, Gateways und die Verwaltung",
         "admin": "Verwaltung",
         "admin_hint": "für die Mitarbeitenden der Organisationen",
-        "no_admin": "Eine Verwaltung im Browser gibt es auf diesem Server noch nicht. Verwaltet wird "
-        "über die Admin-API unter {api}; die API-Dokumentation beschreibt sie.",
         "privacy": "Datenschutzhinweis",
         "other": "English",
     },
@@ -43,8 +38,6 @@ TEXTS: Final = {
         "docs_hint": "for apps, gateways and administration",
         "admin": "Administration",
         "admin_hint": "for the charities' staff",
-        "no_admin": "This server has no administration pages in the browser yet. Administration works "
-        "through the admin API at {api}, which the API documentation describes.",
         "privacy": "Privacy notice",
         "other": "Deutsch",
     },
@@ -80,12 +73,6 @@ def preferred_language(accept_language: str) -> str:
     return best
 
 
-def has_admin_pages(routes: list[BaseRoute]) -> bool:
-    """Whether this app serves an admin interface at /admin (not only the admin API), in a router it
-    includes or mounted there."""
-    return any(route.path in ADMIN_PATHS for route in iter_route_contexts(routes))
-
-
 @router.get("/", response_class=HTMLResponse)
 def home(
     request: Request, lang: Annotated[Literal["de", "en"] | None, Query(description="de or en")] = None
@@ -95,12 +82,10 @@ def home(
     t = TEXTS[language]
     root = escape(str(request.scope.get("root_path", "")).rstrip("/"))
     other = "en" if language == "de" else "de"
-    items = [f'<li><a href="{root}/docs">{t["docs"]}</a> <small>{t["docs_hint"]}</small></li>']
-    if has_admin_pages(request.app.router.routes):
-        items.append(f'<li><a href="{root}/admin">{t["admin"]}</a> <small>{t["admin_hint"]}</small></li>')
-    else:
-        api = f"<code>{root}/admin/api/v1</code>"
-        items.append(f"<li>{t['admin']}: {t['no_admin'].format(api=api)}</li>")
+    items = [
+        f'<li><a href="{root}/admin">{t["admin"]}</a> <small>{t["admin_hint"]}</small></li>',
+        f'<li><a href="{root}/docs">{t["docs"]}</a> <small>{t["docs_hint"]}</small></li>',
+    ]
     items.append(f'<li><a href="{root}/mobile/v1/privacy?lang={language}">{t["privacy"]}</a></li>')
     page = (
         f'<!doctype html><html lang="{language}"><head><meta charset="utf-8">'

@@ -7,8 +7,32 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server.audit import repository
 from server.audit.models import AuditEntry
+from server.core.const import Role
+from server.core.errors import Forbidden
+from server.core.paging import PageParams
 from server.tenancy.scope import Principal
+
+
+def entries(
+    scope: Principal,
+    session: Session,
+    page: PageParams,
+    *,
+    organisation_id: int | None = None,
+    entity: str | None = None,
+    entity_id: str | None = None,
+    since: datetime | None = None,
+) -> tuple[list[AuditEntry], int]:
+    """The audit trail of the organisations the caller owns (everything, for the operator), newest first."""
+    if organisation_id is not None:
+        scope.require(organisation_id, Role.OWNER)  # 404 if not theirs, 403 if not an owner
+    elif not scope.is_operator and not scope.organisation_ids(Role.OWNER):
+        raise Forbidden("The audit log is for the organisation's owners.")
+    return repository.entries(
+        scope, session, page, organisation_id=organisation_id, entity=entity, entity_id=entity_id, since=since
+    )
 
 
 def record(

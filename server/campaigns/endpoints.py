@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.api.etag import IfMatch, set_etag
 from server.api.paging import Page, PageDep
-from server.campaigns import repository, service
+from server.campaigns import service
 from server.campaigns.schemas import CampaignCreate, CampaignPublic, CampaignUpdate
 from server.core.const import CampaignKind, CampaignStatus
 
@@ -35,7 +35,7 @@ def list_campaigns(
     q: Annotated[str | None, Query(max_length=100, description="Part of the name")] = None,
 ) -> Page[CampaignPublic]:
     """Campaigns of the caller's organisations."""
-    rows, total = repository.campaigns(
+    rows, total = service.list_campaigns(
         principal,
         session,
         page,

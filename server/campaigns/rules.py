@@ -76,6 +76,14 @@ def readiness(
 ) -> list[Problem]:
     """Checked before activation and on every change to an active campaign."""
     problems = limits(campaign, platform)
+    if org.suspended_at is not None:
+        problems.append(
+            {
+                "field": "organisation.suspended_at",
+                "message": "The platform operator suspended this organisation; its campaigns cannot run "
+                "until the suspension is lifted.",
+            }
+        )
     if not org.privacy_contact:
         problems.append(
             {
@@ -96,6 +104,8 @@ def readiness(
                     "field": "variants",
                     "message": f"Site {site.id} ({site.name}) speaks "
                     f"{site.language!r}; add a variant in that language.",
+                    "site": site.name,
+                    "language": site.language,
                 }
             )
     for index, variant in enumerate(variants):

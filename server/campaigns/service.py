@@ -13,6 +13,7 @@ from server.campaigns.models import Campaign, CampaignVariant
 from server.campaigns.schemas import CampaignCreate, CampaignPublic, CampaignUpdate, VariantIn, VariantPublic
 from server.core.const import CampaignStatus, Role
 from server.core.errors import Conflict, NotFound, PreconditionFailed, RuleViolation
+from server.core.paging import PageParams
 from server.core.versions import claim_version, expected_version
 from server.tenancy import repository as tenancy
 from server.tenancy.scope import Principal
@@ -37,6 +38,23 @@ def visible_campaign(scope: Principal, session: Session, campaign_id: int) -> Ca
     if campaign is None:
         raise NotFound("No such campaign, or it is not yours.")
     return campaign
+
+
+def list_campaigns(
+    scope: Principal,
+    session: Session,
+    page: PageParams,
+    *,
+    organisation_id: int | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    site_id: int | None = None,
+    q: str | None = None,
+) -> tuple[list[Campaign], int]:
+    """The caller's campaigns, filtered."""
+    return repository.campaigns(
+        scope, session, page, organisation_id=organisation_id, status=status, kind=kind, site_id=site_id, q=q
+    )
 
 
 def public(session: Session, campaign: Campaign) -> CampaignPublic:
@@ -73,20 +91,24 @@ def _set_variants(session: Session, campaign: Campaign, variants: list[VariantIn
     repository.replace_variants(session, campaign.id, rows)
 
 
-def _check(session: Session, scope: Principal, campaign: Campaign, now: datetime, what: str) -> None:
-    """Limits always; the full readiness rules whenever the campaign is (or is about to be) active."""
-    platform = tenancy.platform_settings(session)
-    if campaign.status != CampaignStatus.ACTIVE:
-        rules.raise_if(rules.limits(campaign, platform), what)
-        return
+def readiness(session: Session, scope: Principal, campaign: Campaign, now: datetime) -> list[rules.Problem]:
+    """What keeps the campaign from running now (empty: it may be activated): the activation checklist."""
     org = tenancy.organisation(scope, session, campaign.organisation_id)
-    assert org is not None
+    if org is None:
+        raise NotFound("No such campaign, or it is not yours.")
     sites = repository.org_sites(
         scope, session, campaign.organisation_id, repository.site_ids(session, campaign.id)
     )
-    rules.raise_if(
-        rules.readiness(campaign, org, sites, repository.variants(session, campaign.id), now, platform), what
-    )
+    variants = repository.variants(session, campaign.id)
+    return rules.readiness(campaign, org, sites, variants, now, tenancy.platform_settings(session))
+
+
+def _check(session: Session, scope: Principal, campaign: Campaign, now: datetime, what: str) -> None:
+    """Limits always; the full readiness rules whenever the campaign is (or is about to be) active."""
+    if campaign.status != CampaignStatus.ACTIVE:
+        rules.raise_if(rules.limits(campaign, tenancy.platform_settings(session)), what)
+        return
+    rules.raise_if(readiness(session, scope, campaign, now), what)
 
 
 def create(session: Session, scope: Principal, body: CampaignCreate, now: datetime) -> Campaign:

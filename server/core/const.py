@@ -66,6 +66,9 @@ class DeliveryStatus(StrEnum):
     EXPIRED = "expired"
 
 
+# How the policy sees an active campaign of an organisation the operator suspended: not running.
+SUSPENDED: Final = "suspended"
+
 CONSENT_SCOPES: Final = frozenset({CampaignKind.VOLUNTEER.value, CampaignKind.DONATION.value})
 LANGUAGES: Final = ("de", "en")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections.abc import Generator
 from typing import Any
@@ -18,7 +19,7 @@ from server.core.db import make_engine, make_sessionmaker, session_scope, utcnow
 from server.core.migrate import upgrade
 from server.core.serving import uvicorn_options
 from server.demo.secret import DemoSecretRefused, with_demo_secret
-from server.demo.seed import seed
+from server.demo.seed import demo_admin, seed
 from server.demo.street import run_street
 
 
@@ -57,8 +58,10 @@ def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: 
         engine.dispose()
         typer.echo(f"nahbar demo: {exc}", err=True)
         return 1
+    password = secrets.token_urlsafe(12)  # new at every start, printed once below
     for session in session_scope(sessions):
         sites = seed(session, utcnow())
+        admin = demo_admin(session, password)
     engine.dispose()
     typer.echo(f"database {settings.database_url} migrated and seeded: {', '.join(s.name for s in sites)}")
     if kept_in is not None:
@@ -69,18 +72,21 @@ def run_demo(settings: Settings, *, host: str, port: int, phones: int, seconds: 
     update: dict[str, Any] = {"optin_per_hour_per_client": limit}
     if "allow_private_push_hosts" not in settings.model_fields_set:
         update["allow_private_push_hosts"] = True  # a push service tried with the demo runs on this machine
+    if "public_url" not in settings.model_fields_set:
+        update["public_url"] = f"http://{host}:{port}"  # what the pages print in enrolment commands
     settings = settings.model_copy(update=update)
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, log_level="warning", **uvicorn_options()
     )
     server = _DemoServer(config)
-    asyncio.run(_serve_with_street(server, f"http://{host}:{port}", sites, phones, seconds))
+    login = (admin, password)
+    asyncio.run(_serve_with_street(server, f"http://{host}:{port}", sites, phones, seconds, login))
     typer.echo("demo stopped")
     return 0
 
 
 async def _serve_with_street(
-    server: _DemoServer, base_url: str, sites: Any, phones: int, seconds: float
+    server: _DemoServer, base_url: str, sites: Any, phones: int, seconds: float, login: tuple[str, str]
 ) -> None:
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -89,6 +95,10 @@ async def _serve_with_street(
             return
         await asyncio.sleep(0.05)
     typer.echo(f"serving on {base_url}  (OpenAPI: {base_url}/docs; Ctrl-C stops)")
+    typer.echo(
+        f"admin pages: {base_url}/admin  sign in as {login[0]} with the password {login[1]} "
+        "(a new one at every start)"
+    )
     street = asyncio.create_task(run_street(base_url, sites, phones, typer.echo))
     if seconds:
         asyncio.get_running_loop().call_later(seconds, setattr, server, "should_exit", True)

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
+from server.core.security import hash_password
 from server.sites.models import Gateway, Site
 from server.sites.service import issue_enrolment_code, reissue_enrolment_code
-from server.tenancy.models import Organisation, PlatformSettings
+from server.tenancy.models import AdminUser, Membership, Organisation, PlatformSettings
 
 _CHARITIES = [
     {
@@ -59,6 +60,9 @@ _CHARITIES = [
         ],
     },
 ]
+
+
+DEMO_ADMIN = "demo@nahbar.example"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +136,27 @@ def seed(session: Session, now: datetime) -> list[DemoSite]:
         sites.append(DemoSite(site.id, site.name, code))
     session.flush()
     return sites
+
+
+def demo_admin(session: Session, password: str) -> str:
+    """The demo's admin account, owner of the demo charities, with this run's password; its e-mail."""
+    user = session.scalar(select(AdminUser).where(AdminUser.email == DEMO_ADMIN))
+    if user is None:
+        user = AdminUser(email=DEMO_ADMIN, password_hash="")
+        session.add(user)
+        session.flush()
+    user.password_hash = hash_password(password)  # a new one every start: the last one was printed
+    user.disabled_at = None
+    for spec in _CHARITIES:
+        org = session.scalar(select(Organisation).where(Organisation.slug == spec["slug"]))
+        member = (
+            session.scalar(
+                select(Membership).where(Membership.user_id == user.id, Membership.organisation_id == org.id)
+            )
+            if org is not None
+            else None
+        )
+        if org is not None and member is None:
+            session.add(Membership(user_id=user.id, organisation_id=org.id, role="owner"))
+    session.flush()
+    return user.email

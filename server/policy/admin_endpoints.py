@@ -9,12 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
-from server.audit import service as audit
 from server.core import const
-from server.core.errors import NotFound
-from server.core.security import pseudonym
-from server.policy.explain import explain, explain_newcomer, find_subscriber
-from server.sites.models import Site
+from server.policy.explain import explain_for_admin
 
 router = APIRouter(tags=["admin: policy"])
 
@@ -60,33 +56,9 @@ def explain_decision(
     ),
 ) -> ExplainPublic:
     """Would this person be prompted at this site now, and if not, why: every check; sends nothing."""
-    site = session.get(Site, site_id)
-    if site is None or not principal.sees(site.organisation_id):
-        raise NotFound(f"No site has id {site_id} among the sites you can see.")
-    secret = runtime.settings.secret_key.get_secret_value()
     now = runtime.clock()
-    if subscriber is None:
-        decision, alias = explain_newcomer(session, site, now, dwell_s), None
-    else:
-        person = find_subscriber(session, secret, site.organisation_id, subscriber)
-        if person is None:
-            raise NotFound(
-                "Nobody by that id was seen at this organisation's sites; use a pseudonym from /decisions."
-            )
-        alias = pseudonym(secret, site.organisation_id, person.id)
-        decision = explain(session, person, site, now, dwell_s)
-    # Looking up what the policy would do with a person is a read of personal data: it leaves a trace.
-    audit.record(
-        session,
-        principal,
-        "policy.explain",
-        "site",
-        site.id,
-        site.organisation_id,
-        None,
-        {"person": alias, "dwell_s": dwell_s, "reason": decision.reason},
-        now,
-    )
+    secret = runtime.settings.secret_key.get_secret_value()
+    site, decision, alias = explain_for_admin(session, principal, site_id, subscriber, dwell_s, now, secret)
     return ExplainPublic(
         person=alias,
         site_id=site.id,

@@ -8,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.audit import service as audit
 from server.core import const
+from server.core.errors import NotFound
 from server.core.security import pseudonym
 from server.policy.decide import Decision
 from server.policy.live import Decider, SiteRef
@@ -18,6 +20,7 @@ from server.presence.models import ProximityEvent
 from server.prompts.models import PromptDecision
 from server.sites.models import Site
 from server.subscribers.models import Subscriber
+from server.tenancy.scope import Principal
 
 
 def find_subscriber(session: Session, secret_key: str, organisation_id: int, who: str) -> Subscriber | None:
@@ -47,6 +50,45 @@ def explain_newcomer(session: Session, site: Site, now: datetime, dwell_s: float
     newcomer = PersonRow(uuid.UUID(int=0), sorted(const.CONSENT_SCOPES), site.language, None)
     where = SiteRef.of(site)
     return Decider.load(session, [newcomer], [(where, now)]).decide(newcomer.id, where, now, dwell_s)
+
+
+def explain_for_admin(
+    session: Session,
+    scope: Principal,
+    site_id: int,
+    who: str | None,
+    dwell_s: float,
+    now: datetime,
+    secret: str,
+) -> tuple[Site, Decision, str | None]:
+    """Would this person (a pseudonym from the organisation's lists, or nobody: someone new) be asked at this
+    site now, and why not: the decision with every check, and the person's pseudonym. Sends nothing; the
+    look-up is a read about a person and is audited."""
+    site = session.get(Site, site_id)
+    if site is None or not scope.sees(site.organisation_id):
+        raise NotFound(f"No site has id {site_id} among the sites you can see.")
+    if who is None:
+        decision, alias = explain_newcomer(session, site, now, dwell_s), None
+    else:
+        person = find_subscriber(session, secret, site.organisation_id, who)
+        if person is None:
+            raise NotFound(
+                "Nobody by that id was seen at this organisation's sites; use a pseudonym from /decisions."
+            )
+        alias = pseudonym(secret, site.organisation_id, person.id)
+        decision = explain(session, person, site, now, dwell_s)
+    audit.record(
+        session,
+        scope,
+        "policy.explain",
+        "site",
+        site.id,
+        site.organisation_id,
+        None,
+        {"person": alias, "dwell_s": dwell_s, "reason": decision.reason},
+        now,
+    )
+    return site, decision, alias
 
 
 def explain(session: Session, subscriber: Subscriber, site: Site, now: datetime, dwell_s: float) -> Decision:

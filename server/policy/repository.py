@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Date, Table, Uuid, bindparam, func, select, true, update
+from sqlalchemy import Date, Table, Uuid, bindparam, case, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import Campaign, CampaignSite, CampaignVariant
 from server.core import const, direct
 from server.core.bulk import insert_query, insert_rows
-from server.core.const import Outcome, ResponseKind
+from server.core.const import SUSPENDED, Outcome, ResponseKind
 from server.core.direct import Query
 from server.core.listparam import in_list
 from server.policy import history
@@ -69,6 +69,8 @@ def people_of(rows: Iterable[Any]) -> dict[uuid.UUID, PersonRow]:
     return {row[0]: PersonRow(*row) for row in rows}
 
 
+# A suspended charity's campaigns read as status "suspended": they do not run (nor in explain or a replay).
+_STATUS = case((Organisation.suspended_at.is_not(None), literal(SUSPENDED)), else_=Campaign.status)
 _CAMPAIGNS = (
     select(
         CampaignSite.site_id,
@@ -76,7 +78,7 @@ _CAMPAIGNS = (
         Campaign.organisation_id,
         Campaign.kind,
         Campaign.priority,
-        Campaign.status,
+        _STATUS,
         Campaign.starts_at,
         Campaign.ends_at,
         Campaign.daily_from,
@@ -96,7 +98,7 @@ _CAMPAIGNS = (
     .where(in_list(CampaignSite.site_id, "ids"))
     .order_by(CampaignSite.site_id, Campaign.id, CampaignVariant.id)
 )
-_ACTIVE_CAMPAIGNS = _CAMPAIGNS.where(Campaign.status == "active")
+_ACTIVE_CAMPAIGNS = _CAMPAIGNS.where(Campaign.status == "active", Organisation.suspended_at.is_(None))
 
 
 def campaigns_query(site_ids: Iterable[int], *, active_only: bool = True) -> Query:

@@ -12,8 +12,8 @@ from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.api.paging import Page, PageDep
 from server.core.const import ChannelKind, DeliveryStatus, Outcome
 from server.core.datetimes import ApiDatetime
-from server.core.security import pseudonym
 from server.prompts import admin_repository as repository
+from server.prompts import support
 from server.prompts.models import PromptDecision
 
 router = APIRouter(tags=["admin: support"])
@@ -50,9 +50,7 @@ class DeliveryPublic(BaseModel):
 
 
 def _person(runtime: RuntimeDep, organisation_id: int, decision: PromptDecision) -> str | None:
-    if decision.subscriber_id is None:
-        return None
-    return pseudonym(runtime.settings.secret_key.get_secret_value(), organisation_id, decision.subscriber_id)
+    return support.person(runtime.settings.secret_key.get_secret_value(), organisation_id, decision)
 
 
 @router.get("/decisions", response_model=Page[DecisionPublic], operation_id="admin_list_decisions")
@@ -70,10 +68,11 @@ def list_decisions(
     until: Annotated[ApiDatetime | None, Query(description="Only decisions before this time")] = None,
 ) -> Page[DecisionPublic]:
     """Why people at the caller's sites were or were not prompted (newest first)."""
-    rows, total = repository.decisions(
+    rows, total = support.decisions(
         principal,
         session,
         page,
+        runtime.settings.secret_key.get_secret_value(),
         organisation_id=organisation_id,
         site_id=site_id,
         campaign_id=campaign_id,
@@ -89,13 +88,13 @@ def list_decisions(
             site_id=d.site_id,
             campaign_id=d.campaign_id,
             variant_id=d.variant_id,
-            person=_person(runtime, org_id, d),
+            person=alias,
             outcome=d.outcome,
             reason=d.reason,
             decided_at=d.decided_at,
             expires_at=d.expires_at,
         )
-        for d, org_id in rows
+        for d, org_id, alias in rows
     ]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response
 from server.api.deps import CurrentAdmin, RuntimeDep, SessionDep
 from server.api.etag import IfMatch, set_etag
 from server.api.paging import Page, PageDep
-from server.sites import admin_repository as repository
 from server.sites import admin_service as service
 from server.sites.admin_schemas import (
     BeaconCreate,
@@ -36,7 +35,7 @@ def list_sites(
     q: Annotated[str | None, Query(max_length=100, description="Part of the name")] = None,
 ) -> Page[SitePublic]:
     """Sites of the caller's organisations."""
-    rows, total = repository.sites(principal, session, page, organisation_id, q)
+    rows, total = service.list_sites(principal, session, page, organisation_id, q)
     return Page(
         items=[SitePublic.model_validate(r) for r in rows], total=total, limit=page.limit, offset=page.offset
     )
@@ -94,8 +93,7 @@ def update_site(
 )
 def list_beacons(site_id: int, principal: CurrentAdmin, session: SessionDep) -> list[BeaconPublic]:
     """The site's own beacons, with when a gateway last saw each and its battery."""
-    service.visible_site(principal, session, site_id)
-    return [BeaconPublic.model_validate(b) for b in repository.beacons(principal, session, site_id)]
+    return [BeaconPublic.model_validate(b) for b in service.beacons(principal, session, site_id)]
 
 
 @router.post(
@@ -128,12 +126,11 @@ def delete_beacon(
 
 
 def _enrolment(issued: IssuedCode, runtime: RuntimeDep) -> GatewayEnrolment:
-    server = runtime.settings.public_url.rstrip("/")
     return GatewayEnrolment(
         gateway=service.gateway_public(issued.gateway, runtime.clock()),
         code=issued.code,
         expires_at=issued.expires_at,
-        command=f"beacon-agent enroll --server {server} --code {issued.code}",
+        command=service.enrol_command(runtime.settings.public_url, issued.code),
     )
 
 
@@ -153,7 +150,7 @@ def list_gateways(
     include_revoked: bool = False,
 ) -> Page[GatewayPublic]:
     """Gateways with their health from heartbeats (ok, stale, silent, pending, revoked)."""
-    rows, total = repository.gateways(principal, session, page, site_id, organisation_id, include_revoked)
+    rows, total = service.list_gateways(principal, session, page, site_id, organisation_id, include_revoked)
     now = runtime.clock()
     return Page(
         items=[service.gateway_public(g, now) for g in rows],

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from server.audit import service as audit
 from server.core.const import Role
 from server.core.errors import Conflict, NotFound, RuleViolation
+from server.core.paging import PageParams
 from server.core.versions import claim_version
 from server.sites import admin_repository as repository
 from server.sites.admin_schemas import (
@@ -30,6 +31,35 @@ from server.tenancy.scope import Principal
 MISSED_HEARTBEATS: Final = 3  # a gateway this many heartbeats late is "stale"
 # A scan start that fails once is retried within seconds; this many in a row is a gateway that hears nothing.
 SCANNER_FAILURES: Final = 3
+
+
+def list_sites(
+    scope: Principal,
+    session: Session,
+    page: PageParams,
+    organisation_id: int | None = None,
+    q: str | None = None,
+) -> tuple[list[Site], int]:
+    """The caller's sites (of one organisation, or whose name holds `q`)."""
+    return repository.sites(scope, session, page, organisation_id, q)
+
+
+def list_gateways(
+    scope: Principal,
+    session: Session,
+    page: PageParams,
+    site_id: int | None = None,
+    organisation_id: int | None = None,
+    include_revoked: bool = False,
+) -> tuple[list[Gateway], int]:
+    """The caller's gateways (of one site or organisation), revoked ones only when asked."""
+    return repository.gateways(scope, session, page, site_id, organisation_id, include_revoked)
+
+
+def beacons(scope: Principal, session: Session, site_id: int) -> list[SiteBeacon]:
+    """A visible site's own beacons, with when a gateway last saw each and its battery."""
+    visible_site(scope, session, site_id)
+    return list(repository.beacons(scope, session, site_id))
 
 
 def visible_site(scope: Principal, session: Session, site_id: int) -> Site:
@@ -134,6 +164,11 @@ def remove_beacon(session: Session, scope: Principal, site_id: int, beacon_id: i
         session, scope, "beacon.delete", "site_beacon", beacon.id, site.organisation_id, before, None, now
     )
     session.delete(beacon)
+
+
+def enrol_command(public_url: str, code: str) -> str:
+    """What to run on the Pi with a new code (the agent's user runs it: see the gateway setup notes)."""
+    return f"beacon-agent enroll --server {public_url.rstrip('/')} --code {code}"
 
 
 def health(gateway: Gateway, now: datetime) -> Health:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from server.campaigns.models import Campaign, CampaignSite
 from server.core.const import CampaignStatus
 from server.sites.models import Gateway, Site, SiteBeacon
+from server.tenancy.models import Organisation
 
 
 def gateway_by_code_hash(session: Session, code_hash: str) -> Gateway | None:
@@ -33,13 +34,24 @@ def site_campaign_dwells(
     rows = session.execute(
         select(Campaign.min_dwell_s, Campaign.max_dwell_s)
         .join(CampaignSite, CampaignSite.campaign_id == Campaign.id)
+        .join(Organisation, Organisation.id == Campaign.organisation_id)
         .where(
             CampaignSite.site_id == site_id,
             Campaign.status == CampaignStatus.ACTIVE,
+            Organisation.suspended_at.is_(None),
             or_(Campaign.ends_at.is_(None), Campaign.ends_at > now),
         )
     )
     return [(row[0], row[1]) for row in rows]
+
+
+def public_site(session: Session, site_id: int) -> tuple[Site, Organisation] | None:
+    row = session.execute(
+        select(Site, Organisation)
+        .join(Organisation, Organisation.id == Site.organisation_id)
+        .where(Site.id == site_id, Organisation.suspended_at.is_(None))
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def site_beacons(session: Session, site_id: int) -> Sequence[SiteBeacon]:

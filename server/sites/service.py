@@ -29,6 +29,7 @@ from server.sites.schemas import (
     TrackerSettings,
     WatchedBeaconPublic,
 )
+from server.tenancy.models import Organisation
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,12 @@ def enrol(session: Session, code: str, now: datetime) -> tuple[Gateway, str]:
     gateway.enrolled_at = now
     gateway.revoked_at = None
     return gateway, token
+
+
+def public_site(session: Session, site_id: int) -> tuple[Site, Organisation] | None:
+    """A site and its charity as anyone passing may know them (the window sign says as much); None for an
+    unknown site or a suspended charity's."""
+    return repository.public_site(session, site_id)
 
 
 # --- The control channel: config with an ETag, heartbeats ---------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,7 +19,7 @@ from server.api.paging import Page, PageDep
 from server.core.const import Role
 from server.core.errors import NahbarError, problem
 from server.runtime import Runtime
-from server.tenancy import repository, service
+from server.tenancy import service
 from server.tenancy.models import AdminUser, Membership
 from server.tenancy.schemas import (
     InviteAccept,
@@ -47,7 +48,7 @@ def list_organisations(
     q: Annotated[str | None, Query(max_length=100, description="Part of the name or slug")] = None,
 ) -> Page[OrganisationPublic]:
     """The organisations the caller belongs to (all of them, for the operator)."""
-    rows, total = repository.organisations(principal, session, page, q)
+    rows, total = service.list_organisations(principal, session, page, q)
     items = [OrganisationPublic.model_validate(r) for r in rows]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
@@ -102,6 +103,39 @@ def update_organisation(
     return OrganisationPublic.model_validate(org)
 
 
+def _suspension(suspended: bool) -> Callable[..., OrganisationPublic]:
+    def change(
+        org_id: OrganisationId,
+        principal: CurrentAdmin,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> OrganisationPublic:
+        org = service.set_suspended(session, principal, org_id, suspended, if_match, runtime.clock())
+        set_etag(response, org.version)
+        return OrganisationPublic.model_validate(org)
+
+    change.__doc__ = (
+        "Suspend an organisation (operator only); needs If-Match. Its campaigns stop running at once and "
+        "cannot start; its admins see a notice."
+        if suspended
+        else "Lift a suspension (operator only); needs If-Match. Its active campaigns run again."
+    )
+    return change
+
+
+for _suspended, _name in ((True, "suspend"), (False, "unsuspend")):
+    router.add_api_route(
+        f"/organisations/{{org_id}}/{_name}",
+        _suspension(_suspended),
+        methods=["POST"],
+        response_model=OrganisationPublic,
+        operation_id=f"admin_{_name}_organisation",
+        summary=f"{_name.capitalize()} an organisation",
+    )
+
+
 def _member(m: Membership, email: str) -> MembershipPublic:
     return MembershipPublic(
         id=m.id,
@@ -128,7 +162,7 @@ def list_members(
     org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep
 ) -> list[MembershipPublic]:
     """Who belongs to the organisation, with which role."""
-    return [_member(m, email) for m, email in repository.memberships(principal, session, org_id)]
+    return [_member(m, email) for m, email in service.members(principal, session, org_id)]
 
 
 @router.get(
@@ -197,8 +231,7 @@ def remove_member(
 )
 def list_invites(org_id: OrganisationId, principal: CurrentAdmin, session: SessionDep) -> list[InvitePublic]:
     """Invites sent by the organisation (owners)."""
-    principal.require(org_id, Role.OWNER)
-    return [InvitePublic.model_validate(i) for i in repository.invites(principal, session, org_id)]
+    return [InvitePublic.model_validate(i) for i in service.invites(principal, session, org_id)]
 
 
 @router.post(
@@ -280,7 +313,7 @@ def accept_invite(body: InviteAccept, request: Request, session: SessionDep, run
 @router.get("/platform/settings", response_model=PlatformSettingsPublic, operation_id="admin_get_platform")
 def get_platform(principal: CurrentAdmin, session: SessionDep, response: Response) -> PlatformSettingsPublic:
     """The platform maxima every charity must stay within (readable by every admin), with its ETag."""
-    row = repository.platform_settings(session)
+    row = service.platform_settings(session)
     set_etag(response, row.version)
     return PlatformSettingsPublic.model_validate(row)
 

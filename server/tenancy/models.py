@@ -41,6 +41,8 @@ class Organisation(Base):
     cooldown_days: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     version: Mapped[int] = mapped_column(default=1)
+    # Set by the operator: the charity's campaigns do not run and cannot start; its admins see a notice.
+    suspended_at: Mapped[datetime | None] = mapped_column()
 
 
 class AdminUser(Base):

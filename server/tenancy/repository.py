@@ -38,6 +38,15 @@ def organisation(scope: Principal, session: Session, org_id: int) -> Organisatio
     )
 
 
+def suspended(scope: Principal, session: Session) -> Sequence[Organisation]:
+    """The caller's organisations that the operator suspended."""
+    return session.scalars(
+        select(Organisation)
+        .where(scope.visible(Organisation.id), Organisation.suspended_at.is_not(None))
+        .order_by(Organisation.name)
+    ).all()
+
+
 def slug_taken(session: Session, slug: str) -> bool:
     return session.scalar(select(Organisation.id).where(Organisation.slug == slug)) is not None
 

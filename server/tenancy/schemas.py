@@ -56,6 +56,9 @@ class OrganisationPublic(BaseModel):
     cooldown_days: int | None
     created_at: datetime
     version: int
+    suspended_at: datetime | None = Field(
+        default=None, description="Set by the operator: its campaigns do not run and cannot start"
+    )
 
 
 class MembershipPublic(BaseModel):

@@ -16,6 +16,7 @@ from server.core import const
 from server.core.config import Settings
 from server.core.const import Role
 from server.core.errors import Conflict, Forbidden, Gone, NotFound, RuleViolation
+from server.core.paging import PageParams
 from server.core.security import hash_password, hash_token, new_token, verify_password
 from server.core.versions import claim_version
 from server.tenancy import repository
@@ -32,6 +33,31 @@ from server.tenancy.scope import Principal
 
 def _snap(row: Organisation) -> dict[str, Any]:
     return OrganisationPublic.model_validate(row).model_dump(mode="json")
+
+
+def list_organisations(
+    scope: Principal, session: Session, page: PageParams, q: str | None = None
+) -> tuple[list[Organisation], int]:
+    """The caller's organisations (every one, for the operator)."""
+    return repository.organisations(scope, session, page, q)
+
+
+def members(scope: Principal, session: Session, org_id: int) -> list[tuple[Membership, str]]:
+    """Who belongs to a visible organisation (with their e-mail), and with which role."""
+    visible_organisation(scope, session, org_id)
+    return list(repository.memberships(scope, session, org_id))
+
+
+def invites(scope: Principal, session: Session, org_id: int) -> list[Invite]:
+    """The invites an organisation sent (owners)."""
+    visible_organisation(scope, session, org_id)
+    scope.require(org_id, Role.OWNER)
+    return list(repository.invites(scope, session, org_id))
+
+
+def platform_settings(session: Session) -> PlatformSettings:
+    """The platform's maxima, which every admin may read."""
+    return repository.platform_settings(session)
 
 
 def visible_organisation(scope: Principal, session: Session, org_id: int) -> Organisation:
@@ -92,6 +118,30 @@ def update_organisation(
     audit.record(
         session, scope, "organisation.update", "organisation", org.id, org.id, before, _snap(org), now
     )
+    return org
+
+
+def suspended_organisations(scope: Principal, session: Session | None) -> list[Organisation]:
+    """The caller's suspended organisations, for the notice their admins see."""
+    return [] if session is None else list(repository.suspended(scope, session))
+
+
+def set_suspended(
+    session: Session, scope: Principal, org_id: int, suspended: bool, if_match: str | None, now: datetime
+) -> Organisation:
+    """Suspend an organisation (its campaigns stop running at once and cannot start) or lift it (operator).
+
+    Its campaigns keep their status: lifting the suspension lets the active ones run again."""
+    scope.require_operator()
+    org = visible_organisation(scope, session, org_id)
+    if (org.suspended_at is not None) == suspended:
+        return org  # already so: nothing changes, nothing to audit
+    before = _snap(org)
+    claim_version(session, org, if_match)
+    org.suspended_at = now if suspended else None
+    session.flush()
+    action = "organisation.suspend" if suspended else "organisation.unsuspend"
+    audit.record(session, scope, action, "organisation", org.id, org.id, before, _snap(org), now)
     return org
 
 

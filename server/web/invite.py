@@ -9,24 +9,33 @@ the browser's own word (Sec-Fetch-Site, else Origin), as on the landing page.
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
 from server.api.deps import RuntimeDep, SessionDep
-from server.api.headers import html_headers
 from server.core import const
 from server.core.errors import Gone, NahbarError, TooManyAttempts
 from server.tenancy.endpoints import redeem_invite
 from server.tenancy.service import WrongInvitePassword
-from server.web.templating import language, templates
-from server.web.texts import INVITE
+from server.web.i18n import LANGUAGE_COOKIE, N_, gettext, language_of
+from server.web.pages import cross_site
+from server.web.templating import render
 
 PATH: Final = "/admin/invite"  # the path of the link POST /organisations/{org_id}/invites answers with
 TOKEN_LENGTH: Final = (10, 200)
 PASSWORD_MAX: Final = 1024
-_HEADERS: Final = html_headers() | {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+LOGIN_URL: Final = "/admin/login"
+TOKEN_MISSING: Final = N_("Enter the invitation code.")
+TOKEN_FORMAT: Final = N_("This invitation code is incomplete. Copy everything after the # in the link.")
+TOKEN_GONE: Final = N_("This invitation is unknown, already used, withdrawn or expired. Ask for a new one.")
+PASSWORD_MISSING: Final = N_("Enter a password.")
+PASSWORD_LONG: Final = N_("The password is too long (at most 1024 characters).")
+PASSWORD_SHORT: Final = N_("Choose a password of at least %(n)s characters.")
+PASSWORD_WRONG: Final = N_("Your e-mail address already has an account. Enter its password.")
+PASSWORD_LOCKED: Final = N_("Too many wrong passwords. Wait %(minutes)s minutes and try again.")
+REPEAT_MISMATCH: Final = N_("The two passwords are not the same.")
+REFUSED: Final = N_("Please use the form on this page.")
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,59 +51,57 @@ def _page(
     done: str | None = None,
 ) -> HTMLResponse:
     context: dict[str, Any] = {
-        "lang": lang,
-        "t": INVITE[lang],
         "action": PATH,
         "errors": errors or {},
         "token": token,
         "done": done,
         "min_password": const.MIN_PASSWORD_LENGTH,
+        "login_url": LOGIN_URL,
+        "here": PATH,
     }
-    return templates.TemplateResponse(request, "invite.html", context, status_code=status, headers=_HEADERS)
+    return render(request, "invite.html", context, lang, status=status)
 
 
-def _input_errors(t: dict[str, str], token: str, password: str, repeat: str) -> dict[str, str]:
+def _input_errors(lang: str, token: str, password: str, repeat: str) -> dict[str, str]:
     errors: dict[str, str] = {}
     if not token:
-        errors["token"] = t["token_missing"]
+        errors["token"] = gettext(lang, TOKEN_MISSING)
     elif not TOKEN_LENGTH[0] <= len(token) <= TOKEN_LENGTH[1]:
-        errors["token"] = t["token_format"]
+        errors["token"] = gettext(lang, TOKEN_FORMAT)
     if not password:
-        errors["password"] = t["password_missing"]
+        errors["password"] = gettext(lang, PASSWORD_MISSING)
     elif len(password) > PASSWORD_MAX:
-        errors["password"] = t["password_long"]
+        errors["password"] = gettext(lang, PASSWORD_LONG)
     elif password != repeat:
-        errors["password_repeat"] = t["repeat_mismatch"]
+        errors["password_repeat"] = gettext(lang, REPEAT_MISMATCH)
     return errors
 
 
-def _service_error(t: dict[str, str], error: NahbarError, window_seconds: int) -> dict[str, str]:
+def _service_error(lang: str, error: NahbarError, window_seconds: int) -> dict[str, str]:
     """The service's refusal, next to the field it is about, in the reader's language."""
     if isinstance(error, Gone):
-        return {"token": t["token_gone"]}
+        return {"token": gettext(lang, TOKEN_GONE)}
     if isinstance(error, WrongInvitePassword):
-        return {"password": t["password_wrong"]}
+        return {"password": gettext(lang, PASSWORD_WRONG)}
     if isinstance(error, TooManyAttempts):
-        return {"password": t["password_locked"].format(minutes=-(-window_seconds // 60))}
+        return {"password": gettext(lang, PASSWORD_LOCKED, minutes=-(-window_seconds // 60))}
     if error.extra.get("field") == "password":  # too short for a new account
-        return {"password": t["password_short"].format(n=const.MIN_PASSWORD_LENGTH)}
+        return {"password": gettext(lang, PASSWORD_SHORT, n=const.MIN_PASSWORD_LENGTH)}
     return {"token": error.detail}
 
 
-def _cross_site(request: Request) -> bool:
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site not in {"same-origin", "none"}
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin == "null"
-    return urlsplit(origin).netloc != request.headers.get("host", "")
+def _language(request: Request) -> str:
+    return language_of(
+        request.cookies.get(LANGUAGE_COOKIE),
+        request.query_params.get("lang"),
+        request.headers.get("accept-language"),
+    )
 
 
 @router.get(PATH, response_class=HTMLResponse)
 def invite_form(request: Request) -> HTMLResponse:
     """The form; the token is in the link's #fragment, which the browser keeps to itself."""
-    return _page(request, language(request.headers.get("accept-language")))
+    return _page(request, _language(request))
 
 
 @router.post(PATH, response_class=HTMLResponse)
@@ -107,16 +114,15 @@ def accept_invite_form(
     password_repeat: FormText = "",
 ) -> HTMLResponse:
     """Accept the invite: a new account gets this password, an existing one proves its own."""
-    lang = language(request.headers.get("accept-language"))
-    t = INVITE[lang]
+    lang = _language(request)
     token = token.strip()
-    if _cross_site(request):
-        return _page(request, lang, 403, {"token": t["refused"]}, token)
-    errors = _input_errors(t, token, password, password_repeat)
+    if cross_site(request):
+        return _page(request, lang, 403, {"token": gettext(lang, REFUSED)}, token)
+    errors = _input_errors(lang, token, password, password_repeat)
     if errors:
         return _page(request, lang, 422, errors, token)
     user = redeem_invite(session, runtime, request, token, password)
     if isinstance(user, NahbarError):
-        errors = _service_error(t, user, runtime.settings.login_window_seconds)
+        errors = _service_error(lang, user, runtime.settings.login_window_seconds)
         return _page(request, lang, user.status, errors, token)
     return _page(request, lang, done=user.email)
