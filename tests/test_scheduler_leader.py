@@ -58,9 +58,10 @@ def test_only_the_leader_runs_the_job_and_another_takes_over_when_it_is_killed(d
             _until(lambda: len(_runs(runs)) >= before + 5, "the leader stopped running the job")
             assert {pid for pid, _, _ in _runs(runs)} == {first.process.pid}, "only the leader ran it"
 
+            kill_sent = time.time()  # a run that starts before this overlapped the one the kill cut short
             os.killpg(first.process.pid, signal.SIGKILL)  # no shutdown, no release: the lock dies with it
             first.process.wait(10)
-            killed_at = time.time()
+            killed_at = time.time()  # the first process is gone: every run that starts later is the second's
             _until(
                 lambda: sum(pid == second.process.pid for pid, _, _ in _runs(runs)) >= 3,
                 f"nobody took over:\n{second.output()}",
@@ -71,7 +72,7 @@ def test_only_the_leader_runs_the_job_and_another_takes_over_when_it_is_killed(d
     assert {pid for pid, _, _ in done} == {first.process.pid, second.process.pid}
     # No two runs at once: each starts after the one before it ended (a run the kill cut short ended then).
     for (_, _, end), (pid, start, _) in zip(done, done[1:], strict=False):
-        assert start >= (end if end is not None else killed_at), f"run of {pid} overlapped: {done}"
+        assert start >= (end if end is not None else kill_sent), f"run of {pid} overlapped: {done}"
     assert all(pid == second.process.pid for pid, start, _ in done if start > killed_at)
 
 

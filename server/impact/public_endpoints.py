@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -17,6 +17,11 @@ from server.impact.schemas import ConfirmationResult
 
 router = APIRouter(tags=["open data and confirmations"])
 CACHE_S = 3600
+# What the document cannot see from the routes' shapes: the per-address limits and the conditional answer.
+OPEN_DATA_ANSWERS: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the copy named by If-None-Match is current"},
+    429: {"description": "Too many requests from this address"},
+}
 
 
 def limit_open_data(request: Request, runtime: RuntimeDep) -> None:
@@ -64,7 +69,7 @@ Until = Annotated[date | None, Query(description="Last day (default and latest: 
     "/open-data/v1/{slug}/daily.csv",
     dependencies=[Depends(limit_open_data)],
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **OPEN_DATA_ANSWERS},
     operation_id="open_data_daily_csv",
 )
 def daily_csv(
@@ -89,6 +94,7 @@ def daily_csv(
 @router.get(
     "/open-data/v1/{slug}/daily.json",
     dependencies=[Depends(limit_open_data)],
+    responses=OPEN_DATA_ANSWERS,
     operation_id="open_data_daily_json",
 )
 def daily_json(
@@ -117,6 +123,29 @@ async def raw_body(request: Request) -> bytes:
     "/impact/v1/confirmations",
     response_model=ConfirmationResult,
     dependencies=[Depends(limit_confirmations)],
+    responses={
+        401: {"description": "The signature does not verify"},
+        403: {"description": "Confirmations are switched off for this organisation"},
+        404: {"description": "No prompt has this reference"},
+        413: {"description": "The body is too large"},
+        422: {"description": 'The body is not {"ref": "..."}'},
+        429: {"description": "Too many requests from this address"},
+    },
+    # The body is read as bytes (the signature covers them exactly); the document still shows its shape.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["ref"],
+                        "properties": {"ref": {"type": "string", "minLength": 8, "maxLength": 100}},
+                    }
+                }
+            },
+        }
+    },
     operation_id="confirm_prompt",
 )
 def confirm(
