@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.core import const
 from server.core.const import CampaignKind, CampaignStatus
-from server.core.datetimes import ApiDatetime
+from server.core.datetimes import HHMM, ApiDatetime
 from server.core.text import NOT_BLANK, not_blank
-
-HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 class VariantIn(BaseModel):

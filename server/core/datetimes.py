@@ -12,8 +12,11 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
+
+# A time of day on a site's clock, "HH:MM" (quiet hours, a campaign's daily hours).
+HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 MIN_YEAR: Final = 1970
 MAX_YEAR: Final = 2999

@@ -332,6 +332,8 @@ _POLICY = (
         PlatformSettings.min_org_cooldown_days,
         PlatformSettings.min_dwell_s,
         PlatformSettings.allow_walk_by,
+        PlatformSettings.quiet_start,
+        PlatformSettings.quiet_end,
     )
     .order_by(PlatformSettings.id)
     .limit(1)
@@ -342,13 +344,14 @@ POLICY_QUERY: Query = (_POLICY, {})
 
 
 def policy(session: Session) -> Policy:
-    """The operator's maxima and dwell rules in force (quiet hours and the dismissal cooldown are platform
-    constants)."""
+    """The operator's maxima, dwell rules and quiet hours in force (the dismissal cooldown is a platform
+    constant)."""
     return policy_of(direct.rows(session.connection(), *POLICY_QUERY))
 
 
 def policy_of(rows: Sequence[Any]) -> Policy:
-    per_day, per_week, per_month, cooldown, min_dwell, walk_by = rows[0] if rows else (1,) + (None,) * 5
+    row = rows[0] if rows else (None,) * 8
+    per_day, per_week, per_month, cooldown, min_dwell, walk_by, quiet_start, quiet_end = row
     return Policy(
         max_per_day=_given(per_day, const.DEFAULT_MAX_PER_DAY),
         max_per_week=_given(per_week, const.DEFAULT_MAX_PER_WEEK),
@@ -356,6 +359,8 @@ def policy_of(rows: Sequence[Any]) -> Policy:
         org_cooldown_days=_given(cooldown, const.DEFAULT_ORG_COOLDOWN_DAYS),
         min_dwell_s=_given(min_dwell, const.DEFAULT_MIN_DWELL_S),
         allow_walk_by=True if walk_by is None else bool(walk_by),
+        quiet_start=quiet_start or const.DEFAULT_QUIET_START,
+        quiet_end=quiet_end or const.DEFAULT_QUIET_END,
     )
 
 

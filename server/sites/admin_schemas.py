@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from server.core import const
+from server.core.datetimes import HHMM
 from server.core.text import NOT_BLANK, not_blank
 
-HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Language = Literal["de", "en"]
 BeaconKind = Literal["ibeacon", "altbeacon", "eddystone_uid"]
 Health = Literal["pending", "ok", "stale", "silent", "scanner_failing", "revoked"]

@@ -26,6 +26,13 @@ class PlatformSettings(Base):
     # minimum dwell of 0, decided on enter) run only where the operator allows them.
     min_dwell_s: Mapped[int] = mapped_column(default=const.DEFAULT_MIN_DWELL_S, server_default="15")
     allow_walk_by: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # The operator's quiet hours, "HH:MM" on each site's clock; sites, campaigns and people may add to them.
+    quiet_start: Mapped[str] = mapped_column(
+        String(5), default=const.DEFAULT_QUIET_START, server_default=const.DEFAULT_QUIET_START
+    )
+    quiet_end: Mapped[str] = mapped_column(
+        String(5), default=const.DEFAULT_QUIET_END, server_default=const.DEFAULT_QUIET_END
+    )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1, server_default="1")  # for If-Match on admin updates
 

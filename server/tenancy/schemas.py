@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from server.core import const
 from server.core.const import Role
+from server.core.datetimes import HHMM
 from server.core.text import NOT_BLANK, not_blank
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
@@ -124,6 +125,8 @@ class PlatformSettingsPublic(BaseModel):
     retention_days: int
     min_dwell_s: int
     allow_walk_by: bool
+    quiet_start: str
+    quiet_end: str
     updated_at: datetime
     version: int
 
@@ -145,3 +148,8 @@ class PlatformSettingsUpdate(BaseModel):
     allow_walk_by: bool | None = Field(
         default=None, description="Whether campaigns with a minimum dwell of 0 (decided on enter) may run"
     )
+    quiet_start: HHMM | None = Field(
+        default=None,
+        description="Start of the quiet hours on each site's clock (HH:MM); may span midnight",
+    )
+    quiet_end: HHMM | None = Field(default=None, description="End of the quiet hours (HH:MM)")

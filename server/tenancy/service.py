@@ -325,6 +325,11 @@ def update_platform(
         if value is None:
             raise RuleViolation(f"{key} cannot be empty.", extra={"field": key})
         setattr(row, key, value)
+    if row.quiet_start == row.quiet_end:  # an empty window: the platform would have no quiet hours at all
+        raise RuleViolation(
+            "Quiet hours need a start and an end that differ, such as 21:00 to 08:00.",
+            extra={"field": "quiet_end"},
+        )
     row.updated_at = now
     session.flush()
     after = PlatformSettingsPublic.model_validate(row).model_dump(mode="json")

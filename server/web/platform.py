@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from server.accounts import service as accounts
 from server.api.deps import RuntimeDep, SessionDep
 from server.core import const
-from server.core.errors import Conflict, NahbarError, PreconditionFailed
+from server.core.errors import Conflict, NahbarError, PreconditionFailed, RuleViolation
 from server.core.paging import PageParams
 from server.policy.schemas import PolicyProposal, SimulationCreate
 from server.policy.simulation import simulate_platform
@@ -21,7 +21,7 @@ from server.tenancy import service as tenancy
 from server.tenancy.models import PlatformSettings
 from server.tenancy.schemas import PlatformSettingsUpdate
 from server.web import whatif
-from server.web.forms import STALE, parse
+from server.web.forms import STALE, parse, refusal_errors
 from server.web.i18n import N_
 from server.web.labels import NEEDS_ATTENTION
 from server.web.pages import PageRoute, Visit, VisitDep, done, page
@@ -36,6 +36,8 @@ FIELDS: Final = (
     "min_org_cooldown_days",
     "retention_days",
     "min_dwell_s",
+    "quiet_start",
+    "quiet_end",
 )
 NAMES: Final = {
     "max_prompts_per_day": N_("Prompts per person and day, at most"),
@@ -45,7 +47,10 @@ NAMES: Final = {
     "retention_days": N_("Days raw sightings are kept"),
     "min_dwell_s": N_("Minimum dwell before a prompt (seconds)"),
     "allow_walk_by": N_("Walk-by campaigns allowed"),
+    "quiet_start": N_("Quiet from"),
+    "quiet_end": N_("Quiet until"),
 }
+QUIET_HOURS_DIFFER: Final = N_("Quiet hours need a start and an end that differ, such as 21:00 to 08:00.")
 # The settings' names in the simulator, for those a replay shows the effect of.
 SIMULATED: Final = {
     "max_prompts_per_day": "max_per_day",
@@ -54,6 +59,8 @@ SIMULATED: Final = {
     "min_org_cooldown_days": "org_cooldown_days",
     "min_dwell_s": "min_dwell_s",
     "allow_walk_by": "allow_walk_by",
+    "quiet_start": "quiet_start",
+    "quiet_end": "quiet_end",
 }
 
 
@@ -78,8 +85,6 @@ def _settings_page(
         "errors": errors or {},
         "current": current or {},
         "names": {k: visit.t(v) for k, v in NAMES.items()},
-        "quiet_start": const.DEFAULT_QUIET_START,
-        "quiet_end": const.DEFAULT_QUIET_END,
     }
     return page(visit, "platform.html", "platform", context, session, status=status)
 
@@ -102,6 +107,9 @@ def update_platform(visit: VisitDep, session: SessionDep, runtime: RuntimeDep) -
     body = parse(PlatformSettingsUpdate, values, visit.lang)
     if isinstance(body, dict):
         return _settings_page(visit, session, form=form, errors=body, status=422)
+    if form["quiet_start"] == form["quiet_end"]:  # the service refuses it too; before the comparison
+        errors = {"quiet_end": visit.t(QUIET_HOURS_DIFFER)}
+        return _settings_page(visit, session, form=form, errors=errors, status=422)
     row = tenancy.platform_settings(session)
     changes = body.model_dump(exclude_unset=True)
     changed = [k for k in SIMULATED if k in changes and changes[k] != getattr(row, k)]
@@ -132,6 +140,10 @@ def update_platform(visit: VisitDep, session: SessionDep, runtime: RuntimeDep) -
         return _settings_page(
             visit, session, form=form, errors={"form": visit.t(STALE)}, current=current, status=409
         )
+    except RuleViolation as error:
+        session.rollback()
+        errors = refusal_errors(visit.lang, error, {"quiet_end": QUIET_HOURS_DIFFER})
+        return _settings_page(visit, session, form=form, errors=errors, status=422)
     return done(HOME, "saved")
 
 
