@@ -237,7 +237,7 @@ Filling took {short["fill_s"]:.0f} s and {long["fill_s"]:.0f} s. With the retent
 {rows}
 
 **30 days against 1 day: {f["ratio"]:.2f}x** with requests of 1, {f["ratio_10"]:.2f}x with requests of 10.
-{HISTORY_NOTES.format(ab=AB_NOTES)}"""
+{HISTORY_NOTES}"""
 
 
 HISTORY_NOTES: Final = """
@@ -247,44 +247,10 @@ whole past from `prompt_decisions` and `prompt_responses`, which nothing purged.
 acceptances; server/policy/history.py), written in the batch's own write pipeline, and the retention purge
 deletes raw decisions with the other raw rows. On PostgreSQL each person's row and exclusions are looked up
 on their own (a nested loop over the batch's ids) and a campaign's daily budget is counted per campaign and
-day through its index: EXPLAIN after ANALYZE on 200,000 decisions showed the old history read scanning
-`prompt_responses` and `exclusions` for a batch of 100 people, and the generic plan of the old budget count
-(which PostgreSQL adopts for a prepared statement when it looks cheaper) scanning every decision;
-tests/test_history_plans.py holds both plan kinds to index lookups for 1 and 100 people.
+day through its index; tests/test_history_plans.py holds the plans to index lookups for 1 and 100 people.
 
 PostgreSQL settings: the benchmark sets, for its own databases only (`ALTER DATABASE ... SET`), `jit = off`,
 `random_page_cost = 1.1`, `effective_io_concurrency = 200`, `effective_cache_size = 8GB`, `work_mem = 16MB`;
-`shared_buffers` is the server's (128 MB here; it cannot be set per database). What matters for the live
-path: `jit` (on by default; it compiles any plan estimated above `jit_above_cost`, 100,000, which a scan of
-millions of decisions is, and an OLTP path never wants it), `random_page_cost` (4 assumes spinning disks and
-makes index lookups look four times dearer than on an SSD) and `shared_buffers` (large enough to hold
-`person_history`, 37 MB at 100,000 people with a month of prompts, so about 370 MB at a million, and the
-hot indexes: a quarter of the machine's memory is the usual start). `work_mem` does not matter here: the
-live path's reads sort and hash nothing. The plan shapes no longer depend on these settings: the plan test
-runs on the test server's defaults (`random_page_cost` 4, JIT on).
-{ab}"""
-
-# Measured with `keep` and `measure` against the commit before this work (a76fe51), on the same two worlds,
-# each run on a fresh copy, the two commits alternating and the order swapped every round.
-AB_NOTES: Final = """
-Before and after, measured back to back on 2026-12-08 against a76fe51 (the commit before): the same two
-worlds (built once with `keep`; the old code ignores `person_history`), each measurement on a fresh copy
-(`measure`), the two commits alternating and their order swapped every round, four rounds. The machine was
-overloaded by other work throughout (load average 7 to 21 on two cores; on a quiet one the issue measured
-about 1,800 decisions/s for one day of history), so the absolute figures are a fraction of a quiet
-machine's and the spread is wide; the pairs within a round compare best. Medians of four rounds (each
-round's figure in brackets):
-
-| | decisions/s, requests of 1 | requests of 10 | p99 at 500/s |
-| --- | ---: | ---: | ---: |
-| before, 1 day | 357 (1,025, 298, 221, 417) | 873 (1,417, 779, 966, 562) | 614 ms |
-| before, 30 days | 227 (351, 262, 192, 138) | 448 (853, 550, 346, 295) | 7,701 ms |
-| after, 1 day | 552 (676, 583, 202, 521) | 984 (1,138, 1,067, 426, 901) | 2,422 ms |
-| after, 30 days | 422 (519, 371, 472, 318) | 962 (1,210, 820, 1,096, 828) | 763 ms |
-
-With 30 days of history the new code took more decisions a second than the old in every round (1.5x,
-1.4x, 2.5x and 2.3x with requests of 1; 1.4x to 3.2x with requests of 10); 30 days against 1 day, medians:
-before 0.64x and 0.51x, after 0.76x and 0.98x. The p99 at 500/s under such load measures the machine's
-queue more than the code (the open loop falls behind whenever another process takes a core). The targets
-of this section (0.9x, p99 under 20 ms) want a run on a quiet machine.
+`shared_buffers` is the server's (it cannot be set per database). Which of them matter for the live path,
+and why, is in docs/deployment.md (PostgreSQL).
 """
