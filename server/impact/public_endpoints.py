@@ -140,6 +140,7 @@ async def raw_body(request: Request) -> bytes:
                     "schema": {
                         "type": "object",
                         "required": ["ref"],
+                        "additionalProperties": False,
                         "properties": {"ref": {"type": "string", "minLength": 8, "maxLength": 100}},
                     }
                 }
