@@ -10,6 +10,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from server.impact.models import PromptReference
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
 from server.sites.models import Site
@@ -165,6 +166,7 @@ def delete_decisions_before(session: Session, cutoff: datetime, limit: int) -> i
     if not ids:
         return 0
     session.execute(delete(PromptResponse).where(PromptResponse.decision_id.in_(ids)))
+    session.execute(delete(PromptReference).where(PromptReference.decision_id.in_(ids)))
     session.execute(delete(Delivery).where(Delivery.decision_id.in_(ids)))
     result = session.execute(delete(PromptDecision).where(PromptDecision.id.in_(ids)))
     assert isinstance(result, CursorResult)

@@ -10,6 +10,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from server.campaigns.models import PairedDevice
+from server.impact.models import PromptReference
 from server.policy.models import PersonHistory
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import Delivery, PromptDecision, PromptResponse
@@ -167,6 +168,7 @@ def erase(session: Session, subscriber_id: uuid.UUID, now: datetime) -> None:
     """
     decisions = select(PromptDecision.id).where(PromptDecision.subscriber_id == subscriber_id)
     session.execute(delete(PromptResponse).where(PromptResponse.decision_id.in_(decisions)))
+    session.execute(delete(PromptReference).where(PromptReference.decision_id.in_(decisions)))
     session.execute(delete(Delivery).where(Delivery.decision_id.in_(decisions)))
     session.execute(delete(PromptDecision).where(PromptDecision.subscriber_id == subscriber_id))
     session.execute(delete(ProximityEvent).where(ProximityEvent.subscriber_id == subscriber_id))
