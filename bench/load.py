@@ -48,6 +48,7 @@ ACCEPTED_MIN: Final = 0.95
 REFUSED_MAX: Final = 0.01
 P99_MAX_S: Final = 2.0
 TIMEOUT_S: Final = 15.0
+QUICK_NOTE: Final = " **These are the figures of a `--quick` run.**"
 
 
 @dataclass(frozen=True)
@@ -510,9 +511,11 @@ def _table(steps: list[dict[str, Any]]) -> str:
     for s in steps:
         rows.append(
             f"| {s['rate']:,} | {s['offered_per_s']:.0f} | {s['accepted_per_s']:.0f} | "
-            f"{s.get('decisions_per_s', 0):.1f} | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} | {s['p99_ms']:.0f} | "
+            f"{s.get('decisions_per_s', 0):.1f} | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} | "
+            f"{s['p99_ms']:.0f} | "
             f"{s['overloaded']} | {s['no_answer']} | {s['cpu_workers']:.2f} | {s['cpu_postgres']:.2f} | "
-            f"{s['cpu_generator']:.2f} | {s['cpu_machine']:.2f} | {'**yes**' if s['overloaded_step'] else 'no'} |"
+            f"{s['cpu_generator']:.2f} | {s['cpu_machine']:.2f} | "
+            f"{'**yes**' if s['overloaded_step'] else 'no'} |"
         )
     return "\n".join(rows)
 
@@ -534,11 +537,11 @@ def _section(f: dict[str, Any], quick: bool) -> str:
 
 Run on {report.today()} on {report.machine()}. Command: {command} (`--quick`: a smaller world and shorter
 steps, for trying; the full run takes under ten minutes). PostgreSQL at `NAHBAR_BENCH_POSTGRES_URL`; the run
-makes a database of its own and drops it after.{" **These are the figures of a `--quick` run.**" if quick else ""}
+makes a database of its own and drops it after.{QUICK_NOTE if quick else ""}
 
 The world: {scale["gateways"]:,} gateways (one per site, {scale["charities"]} charities, half with a walk-by
-campaign decided on the enter, half with a door campaign decided at the 15 s dwell mark), {scale["subscribers"]:,}
-opted-in subscribers seeded in bulk (their identity keys sealed as the opt-in seals them, so the workers'
+campaign decided on the enter, half with a door campaign decided at the 15 s dwell mark),
+{scale["subscribers"]:,} opted-in subscribers seeded in bulk (their identity keys sealed as the opt-in seals them, so the workers'
 EID indexes resolve them; {scale["mobile"]:,} of them with device tokens for the iOS path), seeded in
 {f["seed_s"]:.0f} s. `nahbar serve --workers {WORKERS}` was ready (every worker's keys loaded) after
 {f["ready_s"]:.0f} s.
@@ -556,8 +559,8 @@ were accepted, more than {REFUSED_MAX:.0%} of the requests were refused or unans
 the workers, PostgreSQL (this database's backends and the server's own processes), the load generator, and
 the whole machine.
 
-| offered events/s | offered (measured) | accepted/s | decisions/s | p50 ms | p95 ms | p99 ms | 503 overloaded \
-| no answer | CPU workers | CPU PostgreSQL | CPU generator | CPU machine | overloaded |
+| offered events/s | offered (measured) | accepted/s | decisions/s | p50 ms | p95 ms | p99 ms \
+| 503 overloaded | no answer | CPU workers | CPU PostgreSQL | CPU generator | CPU machine | overloaded |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 {_table(steps)}
 
@@ -574,7 +577,8 @@ Checks, from the database after the run:
 | in batches refused with 503 / stored all the same | {c["refused"]:,} / {c["refused_but_stored"]:,} |
 | in requests without an answer (client timeout {TIMEOUT_S:g} s) / stored | {c["no_answer"]:,} / \
 {c["no_answer_stored"]:,} |
-| iOS sightings answered as stored / not in proximity_events | {c["sightings_stored"]:,} / {c["sightings_lost"]:,} |
+| iOS sightings answered as stored / not in proximity_events | {c["sightings_stored"]:,} / \
+{c["sightings_lost"]:,} |
 | decisions / people prompted | {c["decisions"]:,} / {c["prompted_people"]:,} |
 | **most prompts to one person in a day** (cap {f["caps"][0]}) / people over it | \
 **{c["max_prompts_a_day"]}** / {c["over_daily_cap"]} |
