@@ -500,6 +500,8 @@ def _limit(figures: dict[str, Any]) -> str:
         return f"not overloaded by the last step ({where})"
     if last["cpu_machine"] >= 0.85 * cores:
         top = max(parts, key=lambda k: parts[k])
+        if others > parts[top]:
+            return f"the machine's CPU, most of it taken by other work: try a quiet machine ({where})"
         return f"the machine's CPU, most of it taken by {top} ({where})"
     if last["cpu_postgres"] >= 0.85:
         return f"PostgreSQL, near one core's worth ({where})"
@@ -541,7 +543,8 @@ makes a database of its own and drops it after.{QUICK_NOTE if quick else ""}
 
 The world: {scale["gateways"]:,} gateways (one per site, {scale["charities"]} charities, half with a walk-by
 campaign decided on the enter, half with a door campaign decided at the 15 s dwell mark),
-{scale["subscribers"]:,} opted-in subscribers seeded in bulk (their identity keys sealed as the opt-in seals them, so the workers'
+{scale["subscribers"]:,} opted-in subscribers seeded in bulk (their identity keys sealed as the opt-in seals
+them, so the workers'
 EID indexes resolve them; {scale["mobile"]:,} of them with device tokens for the iOS path), seeded in
 {f["seed_s"]:.0f} s. `nahbar serve --workers {WORKERS}` was ready (every worker's keys loaded) after
 {f["ready_s"]:.0f} s.
