@@ -1,5 +1,6 @@
 """`python -m bench [agent eid policy delivery moment]`: run the benchmarks (all by default), print a summary,
-write their sections of the doc."""
+write their sections of the doc. The long ones run only by name, with their own options:
+`python -m bench load [--quick]` and `python -m bench soak [--minutes N]`."""
 
 from __future__ import annotations
 
@@ -279,6 +280,10 @@ startup until the index can answer.
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (all by default); exit 1 when a target was missed."""
+    if argv and argv[0] in ("load", "soak"):  # minutes long, with options: never part of "all"
+        from bench import load, soak
+
+        return {"load": load.main, "soak": soak.main}[argv[0]](argv[1:])
     benchmarks = {
         "agent": agent,
         "agent-dense": agent_dense,

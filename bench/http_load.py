@@ -36,19 +36,34 @@ class Pool:
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """POST `body` (JSON) and return the status and the answer's body."""
+        return await self.request("POST", path, body, headers)
+
+    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        """GET `path` and return the status and the answer's body."""
+        return await self.request("GET", path, None, headers)
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limit)
+        content = (
+            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+            if body is not None
+            else b""
+        )
         head = (
-            b"POST "
+            method.encode()
+            + b" "
             + path.encode()
             + b" HTTP/1.1\r\nHost: "
             + self._authority
-            + b"\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode()
             + b"\r\n"
+            + content
             + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
             + b"\r\n"
         )
+        body = body or b""
         async with self._slots:
             reused = bool(self._idle)
             connection = self._idle.pop() if reused else await self._open()

@@ -14,7 +14,10 @@ HEADER = """# Benchmarks
 Each section below is written by its benchmark; `make bench` (`python -m bench`) regenerates them. A
 benchmark rewrites only its own section, between its `BEGIN`/`END` markers, and leaves the others as they
 are. The figures are those of the machine named in the section, on the date given: compare runs on the same
-machine. Benchmarks are never timed assertions in the tests.
+machine. Benchmarks are never timed assertions in the tests. Two long ones run only by name, never in
+`make bench`: `python -m bench load` (four workers on PostgreSQL under rising load until overload; under ten
+minutes, `--quick` for a one-to-two-minute try) and `python -m bench soak` (server and agent together, 30
+minutes by default, `--minutes 2` for a try); both need psutil (`.venv/bin/pip install psutil`).
 """
 
 
