@@ -17,7 +17,7 @@ are. The figures are those of the machine named in the section, on the date give
 machine. Benchmarks are never timed assertions in the tests. Two long ones run only by name, never in
 `make bench`: `python -m bench load` (four workers on PostgreSQL under rising load until overload; under ten
 minutes, `--quick` for a one-to-two-minute try) and `python -m bench soak` (server and agent together, 30
-minutes by default, `--minutes 2` for a try); both need psutil (`.venv/bin/pip install psutil`).
+minutes by default, `--minutes 2` for a try).
 """
 
 
