@@ -161,11 +161,12 @@ advertisements). Resident memory from /proc/self/status (VmRSS, peak VmHWM); MB 
 | time taken | {memory["seconds"]:.1f} s |
 
 The bound holds because the tracker never keeps more than `max_tracked` identifiers: a new one past the
-bound evicts the least recently seen (`OrderedDict.popitem(last=False)`, O(1); a sighting is
-`move_to_end`, O(1)); a presence that was reported ends with an `exit`, one whose `enter` is still
-waiting to be sent is simply forgotten, and identifiers heard fewer than three times never become a track. For sizing `max_tracked`: with it raised to
-100,000 and no silence timeout, so that every identifier seen ({hold_all["tracked"]:,.0f}) is held at once,
-the process peaked at {_mb(hold_all["peak_kib"]):.1f} MB, about {per_track:,.0f} bytes per tracked identifier.
+bound evicts the least recently seen (`OrderedDict.popitem(last=False)`, O(1); a sighting is `move_to_end`,
+O(1)); a presence that was reported ends with an `exit`, one whose `enter` is still waiting to be sent is
+simply forgotten, and identifiers heard fewer than three times never become a track. For sizing
+`max_tracked`: with it raised to 100,000 and no silence timeout, so that every identifier seen
+({hold_all["tracked"]:,.0f}) is held at once, the process peaked at {_mb(hold_all["peak_kib"]):.1f} MB,
+about {per_track:,.0f} bytes per tracked identifier.
 
 ### Notes
 
