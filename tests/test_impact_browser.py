@@ -84,7 +84,7 @@ def test_the_results_draw_their_charts_and_every_impact_page_is_accessible(
         assert page.get_by_role("rowheader", name=words["short"]).is_visible()
         assert page.get_by_role("img", name=page.locator("#funnel-chart-title").text_content()).count() == 1
         checked(page)
-        screenshot(page, "8-results", language, tmp_path)
+        screenshot(page, "8-results", language, tmp_path, at="#funnel-heading")
         page.goto(f"{served.url}/admin/organisations/{org_id}/impact/variants?since={DAY}&until={DAY}")
         checked(page)
         for tail in ("open-data", "webhooks"):
