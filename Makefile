@@ -52,7 +52,7 @@ messages: $(STAMP)
 
 # The README's tour: the browser tests save the main pages, German and English, at a phone's width.
 screenshots: $(STAMP)
-	NAHBAR_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/test_admin_browser.py
+	NAHBAR_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/test_admin_browser.py tests/test_impact_browser.py
 
 # The machine first (system packages, PostgreSQL; it changes nothing where all is there), then the checks.
 test: machine

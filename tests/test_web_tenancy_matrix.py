@@ -152,6 +152,32 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/admin/platform/users/{user_id}/disable"): Case("operator", ok=303, who="operator"),
     ("POST", "/admin/platform/users/{user_id}/enable"): Case("operator", ok=303, who="operator"),
     ("GET", "/admin/platform/fleet"): Case("operator", who="operator"),
+    ("GET", "/admin/organisations/{org_id}/impact"): Case("object", query="?since=2026-11-01"),
+    ("GET", "/admin/organisations/{org_id}/impact/variants"): Case("object"),
+    ("GET", "/admin/organisations/{org_id}/open-data"): Case("object"),
+    ("POST", "/admin/organisations/{org_id}/open-data"): Case(
+        "object", {"licence": "CC0-1.0", "title": "Counts"}, ok=303, who="editor_a"
+    ),
+    # v2: the site's update above ran first.
+    ("POST", "/admin/organisations/{org_id}/open-data/sites/{site_id}"): Case(
+        "object", {"publish": "yes", "version": "2"}, ok=303, who="editor_a"
+    ),
+    ("GET", "/admin/organisations/{org_id}/webhooks"): Case("object"),
+    ("POST", "/admin/organisations/{org_id}/webhooks"): Case(
+        "object", {"url": "https://hooks.example.org/in", "event_types": "prompt.accepted"}, ok=201
+    ),
+    ("GET", "/admin/organisations/{org_id}/webhooks/{endpoint_id}"): Case("object"),
+    ("POST", "/admin/organisations/{org_id}/webhooks/{endpoint_id}"): Case(
+        "object",
+        {"url": "https://hooks.example.org/other", "event_types": "prompt.declined", "enabled": "on"},
+        ok=303,
+        who="editor_a",
+    ),
+    ("POST", "/admin/organisations/{org_id}/webhooks/{endpoint_id}/rotate"): Case("object", ok=201),
+    ("POST", "/admin/organisations/{org_id}/webhooks/{endpoint_id}/test"): Case("object", ok=303),
+    ("POST", "/admin/organisations/{org_id}/webhooks/{endpoint_id}/delete"): Case("object", ok=303),
+    ("POST", "/admin/organisations/{org_id}/confirmation-secret"): Case("object", ok=201, who="editor_a"),
+    ("POST", "/admin/organisations/{org_id}/confirmation-secret/delete"): Case("object", ok=303),
     ("POST", "/admin/logout"): Case("self", ok=303, who="member_a"),
 }
 B_NAMES = ("beta door", "beta helpers", "beta e.V.", "owner@beta.example")

@@ -25,7 +25,12 @@ from server.core.errors import Forbidden, NotFound, RuleViolation, Unauthorized
 from server.core.security import KeySealer, hash_token
 from server.impact import tally
 from server.impact.models import ConfirmationSecret, PromptReference
-from server.impact.schemas import ConfirmationBody, ConfirmationResult, ConfirmationSecretPublic
+from server.impact.schemas import (
+    ConfirmationBody,
+    ConfirmationResult,
+    ConfirmationSecretPublic,
+    ConfirmationState,
+)
 from server.prompts.models import PromptDecision
 from server.tenancy.scope import Principal
 from server.webhooks.service import new_secret
@@ -94,6 +99,15 @@ def set_secret(
         previous_valid_until=row.previous_until,
         confirm_url=confirm_url,
     )
+
+
+def secret_state(session: Session, principal: Principal, organisation_id: int) -> ConfirmationState:
+    """Whether confirmations are on (never the secret: it was shown once)."""
+    principal.require(organisation_id, Role.VIEWER)
+    row = session.get(ConfirmationSecret, organisation_id)
+    if row is None:
+        return ConfirmationState(enabled=False, since=None, previous_valid_until=None)
+    return ConfirmationState(enabled=True, since=row.created_at, previous_valid_until=row.previous_until)
 
 
 def delete_secret(session: Session, principal: Principal, organisation_id: int) -> None:

@@ -174,6 +174,14 @@ class ConfirmationSecretPublic(BaseModel):
     confirm_url: str
 
 
+class ConfirmationState(BaseModel):
+    enabled: bool
+    since: datetime | None
+    previous_valid_until: datetime | None = Field(
+        description="Until then the secret before the last one verifies too"
+    )
+
+
 class ConfirmationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -245,6 +245,7 @@ FLASHES: Final = {
     "pause": N_("The campaign is paused: nobody is asked until you resume it."),
     "end": N_("The campaign has ended."),
     "sent": N_("The test send is on its way to the test phone."),
+    "test_queued": N_("The test event is queued. The delivery log below shows what the receiver answered."),
     "suspended": N_("The organisation is suspended."),
     "unsuspended": N_("The suspension is lifted."),
     "disabled": N_("The account is disabled; its sessions and API tokens have ended."),

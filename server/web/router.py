@@ -9,7 +9,9 @@ from server.web import (
     audit,
     campaigns,
     gateways,
+    impact,
     invite,
+    open_data,
     overview,
     platform,
     policy,
@@ -17,6 +19,7 @@ from server.web import (
     sites,
     tenancy,
     trial_send,
+    webhooks,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -31,6 +34,9 @@ for part in (
     trial_send.router,
     campaigns.router,
     policy.router,
+    impact.router,
+    open_data.router,
+    webhooks.router,
     platform.router,
     invite.router,
 ):
