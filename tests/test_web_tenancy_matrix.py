@@ -42,6 +42,8 @@ PLATFORM = {
     "retention_days": "10",
     "min_dwell_s": "15",
     "allow_walk_by": "on",
+    "quiet_start": "21:00",
+    "quiet_end": "08:00",
 }
 
 
