@@ -248,3 +248,19 @@ def test_the_confirmation_secret_is_switched_on_rotated_and_off(client, session:
     off = post(client, f"/admin/organisations/{org}/confirmation-secret/delete", editor, {})
     assert off.status_code == 303
     assert "Confirmations are off." in get(client, f"/admin/organisations/{org}/webhooks", editor).text
+
+
+def test_the_navigations_results_link_leads_to_the_one_organisations_results(
+    quiet_client, session: Session, clock: Clock
+):
+    world = make_world(session, clock())
+    owner_a = browser_of(world, "owner_a")
+    page = get(quiet_client, "/admin", owner_a).text
+    assert '<a href="/admin/results">Results</a>' in page
+    answer = quiet_client.get("/admin/results", headers={"Cookie": owner_a.cookie}, follow_redirects=False)
+    org_a = world.ids["a"]["org_id"]
+    assert (answer.status_code, answer.headers["location"]) == (303, f"/admin/organisations/{org_a}/impact")
+    # The operator sees every charity: the list to choose from.
+    operator = browser_of(world, "operator")
+    several = quiet_client.get("/admin/results", headers={"Cookie": operator.cookie}, follow_redirects=False)
+    assert (several.status_code, several.headers["location"]) == (303, "/admin/organisations")

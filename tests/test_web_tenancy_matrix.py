@@ -76,6 +76,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/site/{site_id}"): Case("public"),
     ("GET", "/admin"): Case("self"),
     ("GET", "/admin/account"): Case("self"),
+    ("GET", "/admin/results"): Case("self", ok=303, viewer_get=303),
     ("POST", "/admin/account/password"): Case(
         "self",
         {"current_password": PASSWORD, "new_password": "another long passphrase"}

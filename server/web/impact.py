@@ -11,7 +11,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from server.api.deps import RuntimeDep, SessionDep
@@ -136,6 +136,16 @@ def _links(org_id: int, query: ImpactQuery, suppressions_query: ImpactQuery) -> 
     }
 
 
+@router.get("/admin/results", response_class=HTMLResponse)
+def results_of_mine(visit: VisitDep, session: SessionDep) -> Response:
+    """The navigation's "Results": the one organisation's results page, or the list to choose from."""
+    first_two = PageParams(limit=2, offset=0, sort=None)
+    mine, total = tenancy.list_organisations(visit.principal, session, first_two)
+    if total == 1:
+        return RedirectResponse(f"/admin/organisations/{mine[0].id}/impact", status_code=303)
+    return RedirectResponse("/admin/organisations", status_code=303)
+
+
 @router.get("/admin/organisations/{org_id}/impact", response_class=HTMLResponse)
 def results(org_id: int, visit: VisitDep, session: SessionDep, runtime: RuntimeDep) -> HTMLResponse:
     """The funnel and why visits were not prompted, as charts with tables, and the CSV downloads."""
@@ -170,7 +180,7 @@ def results(org_id: int, visit: VisitDep, session: SessionDep, runtime: RuntimeD
         "narrowed": narrowed,
         "links": _links(org_id, query, per_site),
     } | _choices(visit, session, report, org_id)
-    return page(visit, "impact.html", "organisations", context, session, status=422 if errors else 200)
+    return page(visit, "impact.html", "results", context, session, status=422 if errors else 200)
 
 
 def _percent(lang: str, value: float | None) -> str:
@@ -232,6 +242,4 @@ def variants(org_id: int, visit: VisitDep, session: SessionDep, runtime: Runtime
         "form": chosen.form,
         "errors": errors,
     } | _choices(visit, session, None, org_id)
-    return page(
-        visit, "impact_variants.html", "organisations", context, session, status=422 if errors else 200
-    )
+    return page(visit, "impact_variants.html", "results", context, session, status=422 if errors else 200)
