@@ -19,7 +19,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,10 +37,11 @@ from typing import Any, Final
 
 import httpx
 
+from bench.serving import free_port, server_env, serving
+
 POSTGRES_URL: Final = os.environ.get(
     "NAHBAR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-SECRET: Final = "bench-secret-key-that-is-long-enough-0123456789"
 ROOT: Final = Path(__file__).resolve().parent.parent
 P50_TARGET_MS: Final = 100.0
 P99_TARGET_MS: Final = 300.0
@@ -290,31 +290,11 @@ def queue_directly(url: str, tokens: list[str]) -> None:
     engine.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(url: str, log: Path, profile: Path | None) -> Iterator[tuple[str, int]]:
     """One uvicorn worker on the database; yields its base URL and pid."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
-    vapid = ec.generate_private_key(ec.SECP256R1())
-    env = os.environ | {
-        "NAHBAR_DATABASE_URL": url,
-        "NAHBAR_SECRET_KEY": SECRET,
-        "NAHBAR_ENVIRONMENT": "test",
-        "NAHBAR_VAPID_PRIVATE_KEY": vapid.private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        ).decode(),
-        "NAHBAR_VAPID_SUBJECT": "mailto:push-ops@nahbar.example.org",
-        "NAHBAR_OPTIN_PER_HOUR_PER_CLIENT": "100000",
-        "NAHBAR_LOG_LEVEL": "WARNING",
-    }
     port = free_port()
+    env = server_env(url, NAHBAR_ENVIRONMENT="test", NAHBAR_OPTIN_PER_HOUR_PER_CLIENT="100000")
     runner = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
     command = [
         sys.executable,
@@ -329,29 +309,8 @@ def server(url: str, log: Path, profile: Path | None) -> Iterator[tuple[str, int
         "warning",
         "--no-access-log",
     ]
-    with log.open("ab") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server never became ready")
-            time.sleep(0.1)
-        yield base, process.pid
-    finally:
-        process.terminate()  # SIGTERM: uvicorn shuts down and cProfile writes its file
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with serving(command, env, port, log) as served:
+        yield served
 
 
 # --- the run --------------------------------------------------------------------------------------------

@@ -5,11 +5,8 @@ resolves their EIDs), and `nahbar serve --workers N` on it."""
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -20,9 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-import httpx
-
-from bench.delivery import SECRET, free_port, noon_zone
+from bench.delivery import noon_zone
+from bench.serving import SECRET, free_port, server_env, serving
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 BIN: Final = Path(sys.executable).parent
@@ -200,59 +196,7 @@ def seed(url: str, gateways: int, subscribers: int, charities: int, mobile: int,
 @contextmanager
 def server(url: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
     """`nahbar serve --workers N` on the database; yields its base URL and the pid of its supervisor."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
-    vapid = ec.generate_private_key(ec.SECP256R1())
-    env = os.environ | {
-        "NAHBAR_DATABASE_URL": url,
-        "NAHBAR_SECRET_KEY": SECRET,
-        "NAHBAR_VAPID_PRIVATE_KEY": vapid.private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        ).decode(),
-        "NAHBAR_VAPID_SUBJECT": "mailto:push-ops@nahbar.example.org",
-        "NAHBAR_LOG_LEVEL": "WARNING",
-    }
     port = free_port()
-    with log.open("ab") as stderr:
-        process = subprocess.Popen(
-            [str(BIN / "nahbar"), "serve", "--port", str(port), "--workers", str(workers)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, process, log, workers)
-        yield base, process.pid
-    finally:
-        end(process)
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path, workers: int) -> None:
-    """Until /readyz says 200 on enough fresh connections in a row that every worker has loaded the keys
-    (each connection goes to whichever worker accepts it first)."""
-    deadline = time.monotonic() + 300
-    in_a_row = 0
-    while in_a_row < 8 * workers:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server never became ready")
-        try:
-            ready = httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            ready = False
-        in_a_row = in_a_row + 1 if ready else 0
-        time.sleep(0.02 if ready else 0.2)
-
-
-def end(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    command = [str(BIN / "nahbar"), "serve", "--port", str(port), "--workers", str(workers)]
+    with serving(command, server_env(url), port, log, workers=workers, ready_within_s=300) as served:
+        yield served

@@ -39,8 +39,9 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from beacon_agent.tracker import HANDOVER_GAP_S
-from bench.delivery import SECRET, database, free_port, noon_zone
+from bench.delivery import database, noon_zone
 from bench.moment_peers import Exchange, Push, PushService, Relay, Subscription, make_tls
+from bench.serving import end, free_port, server_env, serving
 from bench.street import (
     ADVERT_INTERVAL_S,
     HALF_PATH_M,
@@ -136,45 +137,14 @@ def seed(url: str, zone: str) -> tuple[str, dict[str, int]]:
 @contextmanager
 def server(url: str, ca_file: Path, log: Path) -> Iterator[tuple[str, int]]:
     """`nahbar serve` (one worker) on the database; yields its base URL and pid."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
-    vapid = ec.generate_private_key(ec.SECP256R1())
-    env = os.environ | {
-        "NAHBAR_DATABASE_URL": url,
-        "NAHBAR_SECRET_KEY": SECRET,
-        "NAHBAR_VAPID_PRIVATE_KEY": vapid.private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        ).decode(),
-        "NAHBAR_VAPID_SUBJECT": "mailto:push-ops@nahbar.example.org",
-        "NAHBAR_OPTIN_PER_HOUR_PER_CLIENT": "10000",
-        "NAHBAR_LOG_LEVEL": "WARNING",
-        "SSL_CERT_FILE": str(ca_file),  # the push service's certificate authority, and no other
-    }
     port = free_port()
-    with log.open("ab") as stderr:
-        process = subprocess.Popen(
-            [str(BIN / "nahbar"), "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ready(base, process, log), 60, "the server to be ready")
-        yield base, process.pid
-    finally:
-        _end(process)
-
-
-def _ready(base: str, process: subprocess.Popen[bytes], log: Path) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-    try:
-        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    env = server_env(
+        url,
+        NAHBAR_OPTIN_PER_HOUR_PER_CLIENT="10000",
+        SSL_CERT_FILE=str(ca_file),  # the push service's certificate authority, and no other
+    )
+    with serving([str(BIN / "nahbar"), "serve", "--port", str(port)], env, port, log) as served:
+        yield served
 
 
 def _wait(predicate: Any, seconds: float, what: str) -> None:
@@ -183,16 +153,6 @@ def _wait(predicate: Any, seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def _end(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def opt_in(base: str, push: PushService, walks: list[Walk], zone: str) -> tuple[list[Phone], set[int]]:
@@ -296,7 +256,7 @@ def gateway(relay_url: str, code: str, bus: str, folder: Path) -> Iterator[Path]
     try:
         yield log
     finally:
-        _end(process)
+        end(process, 30)
 
 
 @contextmanager

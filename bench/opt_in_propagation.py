@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench import report
+from bench.serving import SECRET
 
 WORKERS: Final = 4
 ROUNDS: Final = 30
@@ -32,7 +33,6 @@ TARGET_S: Final = 2.0  # "a few seconds" at most; the periodic look alone bounds
 POSTGRES_URL: Final = os.environ.get(
     "NAHBAR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-SECRET: Final = "bench-secret-key-that-is-long-enough-0123456789"
 
 
 def _settings(url: str) -> Any:
