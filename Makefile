@@ -38,8 +38,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The whole suite runs in PYTEST_WORKERS processes (pytest-xdist, each test file on one of them): most tests
+# wait on servers, browsers and databases rather than a core, so two processes take about half the time on
+# two cores. The API fuzz runs on its own afterwards: under xdist, schemathesis's cases are not collected.
+# With PYTEST_ARGS, pytest runs just that, in one process.
+PYTEST_WORKERS ?= 2
+FUZZ := tests/test_api_fuzz.py
 unit: $(STAMP)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=$(FUZZ)
+	$(BIN)/pytest $(FUZZ)
+else
 	$(BIN)/pytest $(PYTEST_ARGS)
+endif
 
 # The pages' text: extract the English msgids from server/web (code and templates) and merge them into the
 # German catalogue, whose new entries then want a translation (tests/test_web_catalogue.py names them). The
