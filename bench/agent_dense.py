@@ -18,11 +18,13 @@ from typing import Final
 from beacon_agent.tracker import Tracker, TrackerConfig
 from bench import report
 from bench.agent_throughput import Ad, Rate, pin_to_one_core
-from bench.mix import DENSE_SHARES, Street
+from bench.mix import DENSE_SHARES, EDDYSTONE, Street
 
 DENSE_COUNT: Final = 300_000
 DENSE_PHONES: Final = 100_000
 CROWD_PHONES: Final = 3_000
+CHURN_READINGS: Final = 4  # each phone of the churn heard this often, then never again
+CHURN_GROUP: Final = 10  # phones whose readings interleave
 TYPICAL_COUNT: Final = 200_000
 ROUNDS: Final = 5
 PER_SECOND: Final = 4_000  # as bench/agent_throughput.py stamps them
@@ -64,6 +66,22 @@ def _crowd(count: int) -> list[Ad]:
     return _stamped(street, count, (0.0, 0.0, 0.0, 0.0, 1.0, 0.0))
 
 
+def _churn(count: int) -> list[Ad]:
+    """Churn at the door: phone after phone, each near and heard four times within a few milliseconds, then
+    never again. Every one enters and, once silent, leaves: two events in four advertisements, the most the
+    event path can be asked for (a dense street's phones are mostly heard too seldom to enter)."""
+    rng = random.Random(20261206)
+    phones = [rng.randbytes(8) for _ in range(count // CHURN_READINGS)]
+    ads: list[Ad] = []
+    for first in range(0, len(phones), CHURN_GROUP):
+        group = phones[first : first + CHURN_GROUP]
+        for _ in range(CHURN_READINGS):
+            for eid in group:
+                now = START + len(ads) / PER_SECOND
+                ads.append(({}, {EDDYSTONE: b"\x30\xee" + eid}, rng.uniform(-70.0, -55.0), now))
+    return ads
+
+
 def _round(ads: list[Ad], watched: frozenset[str]) -> tuple[float, Tracker, int]:
     tracker = Tracker(watched=watched)
     advert, tick, drain = tracker.advert, tracker.tick, tracker.drain
@@ -98,6 +116,7 @@ def throughput() -> tuple[list[Case], Rate, int | None]:
             dense_street,
         ),
         "crowd at the door: 3,000 phones, all near": (_crowd(DENSE_COUNT), dense_street),
+        "churn at the door: each phone near, heard 4 times, gone": (_churn(DENSE_COUNT), dense_street),
         "typical mix (bench/mix.py)": (_stamped(typical_street, TYPICAL_COUNT, None), typical_street),
     }
     raws = [ad.raw for ad in Street(phones=DENSE_PHONES).build(DENSE_COUNT, DENSE_SHARES)[0]]
@@ -237,6 +256,10 @@ case; each advertisement through `Tracker.advert` (what `Agent.on_advertisement`
   {dense.rate.median / typical.rate.median:.2f}x the typical mix's rate.
 - **Crowd at the door**: every advertisement an EID of {CROWD_PHONES:,} phones that are all near, so most
   enter, pass their marks and leave: the most events an advertisement can cost.
+- **Churn at the door**: {DENSE_COUNT // CHURN_READINGS:,} phones one after another, each near and heard
+  {CHURN_READINGS} times within a few milliseconds, then never again: each enters and, once silent, leaves,
+  two events in {CHURN_READINGS} advertisements. No street does this for long; it is the event path's
+  worst case, reported beside the others so that the dense street's few events do not flatter it.
 - Few events an advertisement on the dense street: most of its phones are heard once or twice and never
   reach the three readings (within `exit_after_s`) that make a track; they are let go of from a short list
   (`max_tracked` of them at most), without a track, a timer, an enter or an exit.

@@ -28,7 +28,8 @@ def free_port() -> int:
 
 def server_env(url: str, **extra: str) -> dict[str, str]:
     """The environment of a benchmark's server: the database, the secret key, fresh VAPID keys (so that
-    Web Push channels are accepted), warnings only; `extra` adds or overrides."""
+    Web Push channels are accepted), push services on this machine allowed, warnings only; `extra` adds or
+    overrides."""
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
@@ -42,6 +43,8 @@ def server_env(url: str, **extra: str) -> dict[str, str]:
             "NAHBAR_VAPID_PRIVATE_KEY": pem,
             "NAHBAR_VAPID_SUBJECT": "mailto:push-ops@nahbar.example.org",
             "NAHBAR_LOG_LEVEL": "WARNING",
+            # The benchmarks' push services listen on this machine, as the tests' and the demo's do.
+            "NAHBAR_ALLOW_PRIVATE_PUSH_HOSTS": "true",
         }
         | extra
     )
