@@ -25,7 +25,8 @@ import psutil
 
 from bench import report
 from bench.delivery import database
-from bench.load_world import end, seed, server
+from bench.load_world import seed, server
+from bench.serving import end
 
 PHONES: Final = 2_000
 FLAT_MB_PER_HOUR: Final = 10.0  # growth after the warm-up that still counts as flat
