@@ -3,6 +3,8 @@ sync job's next run, or when a gateway brings the new EID."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import select
 from server.app import create_app
 from server.core.config import Settings
 from server.presence.models import ProximityEvent
+from server.presence.opt_ins import OptInLook
 from server.presence.tasks import sync_opt_ins
 from server.runtime import Runtime
 from tests.conftest import TEST_SECRET, Clock
@@ -116,3 +119,31 @@ def test_a_notice_tells_another_worker_of_an_opt_in_and_a_withdrawal_without_any
         assert first.delete("/mobile/v1/me", headers=phone.headers).status_code == 204
         _until(lambda: other.eid_index.resolve(broadcast) is None, "the withdrawal never reached it")
         assert len(other.eid_index) == 0
+
+
+def test_the_periodic_sync_waits_out_a_slow_look_quietly(settings: Settings, session, clock: Clock, caplog):
+    """While another look is still running (a worker's slow start on a busy machine), the job's own look
+    cannot begin within its wait: that is no failure, the running look reads the same rows, and the next run
+    looks again. It used to raise, so every worker logged a traceback each run until the machine caught up."""
+    make_charity(session, clock())
+    quiet = settings.model_copy(update={"scheduler_enabled": False})
+    with TestClient(create_app(quiet, clock=clock)) as client:
+        runtime: Runtime = client.app.state.runtime
+        reading, release = threading.Event(), threading.Event()
+
+        def slow_database(since):  # the database edge: a read that takes its time
+            reading.set()
+            release.wait(10)
+            return []
+
+        runtime.opt_ins = OptInLook(runtime.eid_index, slow_database, clock, wait_s=0.2)
+        first = threading.Thread(target=runtime.opt_ins.now)
+        first.start()
+        assert reading.wait(5)
+        caplog.clear()  # the start's own warnings (push services not configured)
+        with caplog.at_level(logging.DEBUG, logger="nahbar"):
+            assert sync_opt_ins(runtime) == 0
+        release.set()
+        first.join(5)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert sync_opt_ins(runtime) == 0, "once the slow look is done, the next run looks again"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from server.core.jobs import Job
+from server.presence.opt_ins import OptInsUnavailable
 from server.runtime import Runtime
+
+log = logging.getLogger("nahbar.presence.eid")
 
 # How often the job looks whether a window turned: a clock comparison when it did not. The tables hold the
 # next window ahead of time, so a rotation up to one window late still resolves every phone on time; this
@@ -28,7 +32,13 @@ def sync_opt_ins(runtime: Runtime) -> int:
     """Add subscribers who opted in through another worker since this worker's last look."""
     if not runtime.eid_index.loaded:
         return 0  # the rotation job loads everything first
-    return runtime.opt_ins.now()
+    try:
+        return runtime.opt_ins.now()
+    except OptInsUnavailable:
+        # A look that began earlier is still running (a slow start, a busy machine): it reads what this
+        # one would have, and the next run looks again. Not a failure worth a traceback in every worker.
+        log.debug("opt-in sync skipped: an earlier look is still running")
+        return 0
 
 
 # Every worker keeps its own table: these jobs must run in every process, not only in an elected leader.
