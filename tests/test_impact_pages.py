@@ -264,3 +264,6 @@ def test_the_navigations_results_link_leads_to_the_one_organisations_results(
     operator = browser_of(world, "operator")
     several = quiet_client.get("/admin/results", headers={"Cookie": operator.cookie}, follow_redirects=False)
     assert (several.status_code, several.headers["location"]) == (303, "/admin/organisations")
+    listed = get(quiet_client, "/admin/organisations", operator).text
+    for org in ("a", "b"):  # each charity's results one click away
+        assert f'href="/admin/organisations/{world.ids[org]["org_id"]}/impact"' in listed
