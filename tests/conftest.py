@@ -180,6 +180,15 @@ def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def quiet_client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    """The app without its scheduler, so that the test alone decides when a job runs."""
+    with TestClient(
+        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
+    ) as client:
+        yield client
+
+
+@pytest.fixture
 def redis_url() -> str:
     """The Redis server the tests share (mark the test `redis`; give keys a prefix of the test's own)."""
     import redis

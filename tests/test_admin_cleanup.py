@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.accounts import tasks
 from server.accounts.models import AdminSession, ApiToken, Invite, LoginAttempt
 from server.accounts.service import Purged
-from server.app import create_app
 from server.core import const
 from server.core.db import make_sessionmaker
 from server.core.security import hash_token
 from server.retention.tasks import JOBS
 from tests.admin_world import World, make_world
-from tests.conftest import Clock
 
 KEEP = timedelta(days=const.ACCOUNT_RECORDS_KEEP_DAYS)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    """The app without its scheduler, so that the test alone decides when the job runs."""
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 def cleanup_job():

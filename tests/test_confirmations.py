@@ -11,16 +11,13 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
-from server.app import create_app
 from server.core.security import hash_token
 from server.impact.confirmations import reference
 from server.impact.models import PromptReference
@@ -36,14 +33,6 @@ DAY = date(2026, 11, 25)
 CTA = "https://hospiz.example.org/mitmachen?von=nahbar"
 CONFIRM = "/impact/v1/confirmations"
 REF_SHAPE = re.compile(r"nr_[A-Za-z0-9_-]{24}")
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 # --- The charity's side: what its page's server does, with the Standard Webhooks library -----------------

@@ -4,14 +4,11 @@ one suppression."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from server.app import create_app
 from server.impact.models import ImpactTally
 from server.presence.models import ProximityEvent, Visit
 from server.prompts.models import PromptDecision
@@ -21,14 +18,6 @@ from tests.conftest import Clock
 from tests.impact_world import EXPECTED_SUPPRESSIONS, EXPECTED_TOTALS, open_street, seed_history
 
 DAY = date(2026, 11, 25)
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 def _admin(session, street, clock):

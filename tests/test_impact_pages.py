@@ -7,13 +7,10 @@ and deleted; the confirmation secret is switched on and off."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from server.app import create_app
 from server.campaigns.models import CampaignVariant
 from server.core.const import CSRF_COOKIE
 from server.sites.models import Site
@@ -24,14 +21,6 @@ from tests.impact_world import open_street, seed_history
 from tests.web_world import Browser, browser_of
 
 DAY = "2026-11-25"
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 def browser(session: Session, org_id: int, clock: Clock, role: str = "editor") -> Browser:

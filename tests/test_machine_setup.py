@@ -66,9 +66,11 @@ def test_make_test_sets_the_machine_up_before_installing_anything(tmp_path):
     assert installs[-1][-2:] == ["-e", ".[dev]"]
     # The whole suite: in worker processes, and the API fuzz (whose cases xdist does not collect) alone.
     suite, fuzz = commands[-2].split(), commands[-1].split()
-    assert suite[0].endswith("/bin/pytest") and "-n" in suite, suite
+    assert suite[0].endswith("/bin/pytest"), suite
+    assert "-n" in suite, suite
     assert suite[-1] == "--ignore=tests/test_api_fuzz.py", suite
-    assert fuzz[0].endswith("/bin/pytest") and fuzz[1:] == ["tests/test_api_fuzz.py"], fuzz
+    assert fuzz[0].endswith("/bin/pytest"), fuzz
+    assert fuzz[1:] == ["tests/test_api_fuzz.py"], fuzz
 
 
 def _bare_machine(tmp_path: Path, uid: int) -> tuple[dict[str, str], Path]:

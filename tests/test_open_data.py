@@ -4,13 +4,10 @@ export with every cell below k publishing nothing but its description."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
-from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.impact.disclosure import K, Table, protect
 from server.sites.models import Site
 from tests.conftest import Clock
@@ -108,14 +105,6 @@ def test_no_withheld_cell_can_be_recomputed_from_the_published_totals(seed):
 def test_a_table_with_every_cell_below_k_withholds_everything():
     table = Table.of(1, 2, {(0, 0): 1, (0, 1): 2})
     assert protect(table) == set(table.values)
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 def test_open_data_is_public_for_opted_in_sites_and_publishes_only_metadata_when_all_is_small(

@@ -5,16 +5,13 @@ present, as the hourly job does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from server.app import create_app
 from server.core.db import make_engine
 from server.core.migrate import upgrade
 from server.core.security import pseudonym
@@ -32,15 +29,6 @@ from tests.conftest import TEST_SECRET, Clock
 from tests.world import Phone, enrol, event, make_charity, opt_in
 
 NOW = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # a Wednesday noon in Berlin
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    """The app without its scheduler: the test alone runs the retention job, at the moment it chooses."""
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 def purge(client: TestClient) -> int:

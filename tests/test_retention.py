@@ -4,16 +4,13 @@ aggregates stay, and so do the people's histories (tests/test_policy_history.py)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from server.app import create_app
 from server.cli import app as cli
 from server.core.config import get_settings
 from server.presence.models import DailyAggregate, ProximityEvent, Visit
@@ -28,15 +25,6 @@ from tests.world import enrol, event, make_charity, opt_in
 NOW = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
 OLD = datetime(2026, 11, 5, 23, 30, tzinfo=UTC)  # 00:30 on 6 November in Berlin, the site's zone
 RECENT = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    """The app without its scheduler, so that the test alone decides when the job runs."""
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 def retention_job():

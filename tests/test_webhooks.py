@@ -5,10 +5,8 @@ the SSRF guard, and who may configure them."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -21,14 +19,6 @@ from tests.admin_world import API, add_user, make_world, signed_in
 from tests.conftest import Clock
 from tests.impact_world import open_street, seed_history
 from tests.webhook_receiver import Receiver, receiving
-
-
-@pytest.fixture
-def quiet_client(settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings.model_copy(update={"scheduler_enabled": False}), clock=clock)
-    ) as client:
-        yield client
 
 
 def _sender(client: TestClient) -> WebhookSender:
