@@ -1,7 +1,8 @@
-"""docs/deployment.md and deploy/ as an operator uses them: the units pass `systemd-analyze verify`, the
-proxy, the unit and the settings template agree, the documented key command makes keys the server takes,
-`--env-file` is how commands by hand get the service's settings, and the restore drill, run exactly as the
-guide writes it, gives a server that carries on with the same phones, caps and outbox."""
+"""docs/deployment.md and deploy/ as an operator uses them: the units (and the gateway's, from
+firmware_notes/) pass `systemd-analyze verify`, the proxy, the unit and the settings template agree, the
+documented key command makes keys the server takes, `--env-file` is how commands by hand get the service's
+settings, and the restore drill, run exactly as the guide writes it, gives a server that carries on with the
+same phones, caps and outbox."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 GUIDE: Final = ROOT / "docs" / "deployment.md"
 DEPLOY: Final = ROOT / "deploy"
 UNITS: Final = ("nahbar.service", "nahbar-backup.service", "nahbar-backup.timer")
+# The gateway's unit, which firmware_notes/raspberry-pi-gateway.md installs on the Pi.
+AGENT_UNIT: Final = ROOT / "firmware_notes" / "beacon-agent.service"
 WAIT_S: Final = 30.0
 
 
@@ -67,9 +70,10 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path):
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     installed = root / "etc/systemd/system"
     installed.mkdir(parents=True)
-    for name in UNITS:
-        unit = (DEPLOY / name).read_text()
-        (installed / name).write_text(unit)
+    sources = [DEPLOY / name for name in UNITS] + [AGENT_UNIT]
+    for source in sources:
+        unit = source.read_text()
+        (installed / source.name).write_text(unit)
         for line in unit.splitlines():
             if re.match(r"Exec\w*=", line):
                 program = root / shlex.split(line.partition("=")[2])[0].lstrip("-@:+!").lstrip("/")
@@ -77,7 +81,11 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path):
                 program.write_text("#!/bin/sh\n")
                 program.chmod(0o755)
     done = subprocess.run(
-        [analyze, "verify", f"--root={root}", *UNITS], capture_output=True, text=True, timeout=60, check=False
+        [analyze, "verify", f"--root={root}", *(source.name for source in sources)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     # Not even a warning: systemd ignores a misspelt key or a bad value with one and exits 0.
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
