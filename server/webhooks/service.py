@@ -24,7 +24,7 @@ from server.core.bulk import insert_rows
 from server.core.const import Role
 from server.core.db import utcnow
 from server.core.errors import NotFound, RuleViolation
-from server.core.paging import Page, PageParams
+from server.core.paging import Page, PageParams, paginate
 from server.core.security import KeySealer
 from server.prompts.deliveries import secret_key
 from server.tenancy.scope import Principal
@@ -357,16 +357,10 @@ def send_test(
 def list_messages(
     session: Session, principal: Principal, organisation_id: int, endpoint_id: int, page: PageParams
 ) -> Page[WebhookMessagePublic]:
+    """The events queued for one endpoint, newest first."""
     endpoint = _endpoint(session, principal, organisation_id, endpoint_id)
-    where = WebhookMessage.endpoint_id == endpoint.id
-    total = session.scalar(select(func.count()).select_from(WebhookMessage).where(where)) or 0
-    rows = session.scalars(
-        select(WebhookMessage)
-        .where(where)
-        .order_by(WebhookMessage.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
+    query = select(WebhookMessage).where(WebhookMessage.endpoint_id == endpoint.id)
+    rows, total = paginate(session, query, page, {"id": WebhookMessage.id}, WebhookMessage.id.desc())
     items = [WebhookMessagePublic.model_validate(row) for row in rows]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
@@ -376,14 +370,7 @@ def list_attempts(
 ) -> Page[WebhookAttemptPublic]:
     """The delivery log of one endpoint, newest first."""
     endpoint = _endpoint(session, principal, organisation_id, endpoint_id)
-    where = WebhookAttempt.endpoint_id == endpoint.id
-    total = session.scalar(select(func.count()).select_from(WebhookAttempt).where(where)) or 0
-    rows = session.scalars(
-        select(WebhookAttempt)
-        .where(where)
-        .order_by(WebhookAttempt.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
+    query = select(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint.id)
+    rows, total = paginate(session, query, page, {"id": WebhookAttempt.id}, WebhookAttempt.id.desc())
     items = [WebhookAttemptPublic.model_validate(row) for row in rows]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
