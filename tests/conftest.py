@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -247,3 +248,30 @@ class LiveServer:
 def live_server(settings: Settings, clock: Clock) -> Iterator[LiveServer]:
     with LiveServer(create_app(settings, clock=clock)) as server:
         yield server
+
+
+# --- A real browser: Debian's chromium driven by Playwright (browsers cannot be downloaded here) -----------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One headless chromium per test module."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_part(False, "the Python package playwright")
+    require_part(os.access(CHROMIUM, os.X_OK), CHROMIUM)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -28,8 +28,8 @@ from server.app import create_app
 from server.core.config import Settings
 from server.tenancy.models import AdminUser, Membership, Organisation, PlatformSettings
 from tests.admin_world import PASSWORD, make_world, password_hash
-from tests.conftest import Clock, LiveServer, require_part
-from tests.test_landing_browser import ARGS, CHROMIUM, assert_accessible
+from tests.conftest import Clock, LiveServer
+from tests.test_landing_browser import assert_accessible
 from tests.test_web_tenancy_matrix import MATRIX, _fill
 
 pytestmark = pytest.mark.browser
@@ -54,19 +54,6 @@ WORDS = {
         "other_title": "Lust zu helfen?",
     },
 }
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require_part(False, "the Python package playwright")
-    require_part(os.access(CHROMIUM, os.X_OK), CHROMIUM)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

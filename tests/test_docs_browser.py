@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_landing_browser import assert_accessible, browser  # noqa: F401 - the browser fixture
+from tests.test_landing_browser import assert_accessible
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 class Watched:
     """A page whose requests to other hosts are aborted and listed, with its console errors."""
 
-    def __init__(self, browser: Any, origin: str) -> None:  # noqa: F811 - the fixture's value
+    def __init__(self, browser: Any, origin: str) -> None:
         self.context = browser.new_context()
         self.page = self.context.new_page()
         self.elsewhere: list[str] = []
@@ -36,8 +36,8 @@ class Watched:
 
 
 @pytest.fixture
-def watched(browser, live_server) -> Iterator[Watched]:  # noqa: F811 - the fixture
-    watched = Watched(browser, live_server.url)
+def watched(chromium, live_server) -> Iterator[Watched]:
+    watched = Watched(chromium, live_server.url)
     yield watched
     watched.context.close()
 

@@ -16,7 +16,7 @@ from server.core.config import Settings
 from tests.admin_world import add_user, signed_in
 from tests.conftest import Clock, LiveServer
 from tests.impact_world import open_street, seed_history
-from tests.test_admin_browser import PHONE, checked, chromium, screenshot, served  # noqa: F401
+from tests.test_admin_browser import PHONE, checked, screenshot, served  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,7 @@ def seeded(settings: Settings, session: Session, clock: Clock) -> tuple[int, dic
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the page tests cover PostgreSQL
 @pytest.mark.parametrize("language", ["de", "en"])
 def test_the_results_draw_their_charts_and_every_impact_page_is_accessible(
-    chromium,  # noqa: F811
+    chromium,
     served: LiveServer,  # noqa: F811
     settings: Settings,
     session: Session,

@@ -4,34 +4,19 @@ violation; without JavaScript the pasted token works the same."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from tests.admin_world import make_world
-from tests.conftest import Clock, require_part
-from tests.test_landing_browser import ARGS, CHROMIUM, assert_accessible
+from tests.conftest import Clock
+from tests.test_landing_browser import assert_accessible
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 375, "height": 667}
 NEW_PASSWORD = "a new password of some length"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require_part(False, "the Python package playwright")
-    require_part(os.access(CHROMIUM, os.X_OK), CHROMIUM)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def phone_page(chromium, *, javascript: bool = True, locale: str = "de-DE") -> Any:

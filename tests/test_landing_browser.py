@@ -4,7 +4,6 @@ accepted, visible keyboard focus, and no WCAG 2.1 A/AA violations by axe-core (a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,20 +13,11 @@ from sqlalchemy import select
 from server.campaigns.models import Campaign
 from server.prompts.models import PromptResponse
 from server.prompts.tokens import landing_token
-from tests.conftest import TEST_SECRET, require_part
+from tests.conftest import TEST_SECRET
 from tests.delivery_world import passer_by, the_decision, walk_past
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 CHARITY_PAGE = "https://hospiz.example/helfen"
 BUTTONS = {
@@ -44,22 +34,9 @@ BUTTONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require_part(False, "the Python package playwright")
-    require_part(os.access(CHROMIUM, os.X_OK), CHROMIUM)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(browser) -> Iterator[Any]:
-    context = browser.new_context()
+def page(chromium) -> Iterator[Any]:
+    context = chromium.new_context()
     page = context.new_page()
     # The charity's own site is not on this machine: answer for it, so following the redirect is observable.
     page.route(
